@@ -1,0 +1,126 @@
+//! Tuning knobs of the streaming anomaly detector. One parameter set serves every
+//! series: the defaults are what the NAB log in `detectors/README.md` measured.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Configuration of [`super::AnomalyDetector`]. Every field has a default; unknown
+/// fields are rejected so a typo in a rule file is an error, not a silent default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Points learned before scores are reported (`warming_up` is true until then).
+    pub warmup_points: u32,
+    /// Learning rate (per regular step) of the fast level that predicts the next point.
+    pub fast_alpha: f64,
+    /// Learning rate (per regular step) of the slow level under the seasonal profile.
+    pub slow_alpha: f64,
+    /// Learning rate of a seasonal profile bin each time its phase is visited.
+    pub season_gamma: f64,
+    /// Learning rate of the long-run residual spreads.
+    pub spread_alpha: f64,
+    /// Learning rate of the short-run residual mean (level-shift and variance evidence).
+    pub short_alpha: f64,
+    /// A candidate seasonal profile is used once its error is below this fraction of
+    /// the error without it.
+    pub season_gain: f64,
+    /// Residuals are clipped to this many spreads before they update the model, so a
+    /// spike does not drag the expectation with it.
+    pub clip_sigmas: f64,
+    /// Steps without data longer than this many typical intervals count as a gap.
+    pub gap_intervals: f64,
+    /// Width of the reported band, in spreads either side of the expected value.
+    pub band_sigmas: f64,
+    /// Evidence weights of the components (point residual, fast residual, level
+    /// shift, variance change, pattern novelty).
+    pub weight_residual: f64,
+    pub weight_fast: f64,
+    pub weight_shift: f64,
+    pub weight_variance: f64,
+    pub weight_pattern: f64,
+    /// Evidence (in spreads) that maps to score 0.5.
+    pub half_score_evidence: f64,
+    /// Score above which an alarm is considered raised; later scores are damped for
+    /// `suppress_points` points unless the evidence grows.
+    pub alarm_score: f64,
+    pub suppress_points: u32,
+    /// Memory (in points) of the per-series histograms that calibrate evidence.
+    pub tail_horizon: f64,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            warmup_points: 150,
+            fast_alpha: 0.3,
+            slow_alpha: 0.02,
+            season_gamma: 0.15,
+            spread_alpha: 0.01,
+            short_alpha: 0.15,
+            season_gain: 0.7,
+            clip_sigmas: 4.0,
+            gap_intervals: 4.0,
+            band_sigmas: 4.0,
+            weight_residual: 1.0,
+            weight_fast: 1.0,
+            weight_shift: 1.0,
+            weight_variance: 1.0,
+            weight_pattern: 1.0,
+            half_score_evidence: 6.0,
+            alarm_score: 0.5,
+            suppress_points: 100,
+            tail_horizon: 2000.0,
+        }
+    }
+}
+
+impl AnomalyConfig {
+    /// Checks every field and reports all problems together.
+    pub fn validate(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        let unit = [
+            ("fast_alpha", self.fast_alpha),
+            ("slow_alpha", self.slow_alpha),
+            ("season_gamma", self.season_gamma),
+            ("spread_alpha", self.spread_alpha),
+            ("short_alpha", self.short_alpha),
+            ("season_gain", self.season_gain),
+            ("alarm_score", self.alarm_score),
+        ];
+        for (name, v) in unit {
+            if !(v > 0.0 && v <= 1.0) {
+                errs.push(format!("{name} must be in (0, 1], got {v}"));
+            }
+        }
+        let positive = [
+            ("clip_sigmas", self.clip_sigmas),
+            ("gap_intervals", self.gap_intervals),
+            ("band_sigmas", self.band_sigmas),
+            ("half_score_evidence", self.half_score_evidence),
+            ("tail_horizon", self.tail_horizon),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                errs.push(format!("{name} must be a positive number, got {v}"));
+            }
+        }
+        let weights = [
+            ("weight_residual", self.weight_residual),
+            ("weight_fast", self.weight_fast),
+            ("weight_shift", self.weight_shift),
+            ("weight_variance", self.weight_variance),
+            ("weight_pattern", self.weight_pattern),
+        ];
+        for (name, v) in weights {
+            if !(v.is_finite() && v >= 0.0) {
+                errs.push(format!("{name} must be >= 0, got {v}"));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(format!("anomaly config: {}", errs.join("; "))))
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The per-series detector: state, scoring of one point, learning.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::AnomalyConfig;
+use super::novelty::Novelty;
+use super::tail::Tail;
+use super::seasonal::{Expectation, Profile, Seasonality, DAY, MAX_DAILY_BINS, MAX_WEEKLY_BINS, WEEK};
+use crate::Result;
+
+/// Which part of the model produced a score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Component {
+    /// Nothing unusual.
+    None,
+    /// Still learning; no alarm is raised.
+    WarmingUp,
+    /// The value was NaN or infinite; it was ignored.
+    Invalid,
+    /// The point is far above (Spike) or below (Dip) the expected value.
+    Spike,
+    Dip,
+    /// Recent points sit persistently away from the expectation.
+    LevelShift,
+    /// The point-to-point variability changed (noise burst, or a flat line in a noisy series).
+    Variance,
+    /// The recent shape of the series has not been seen before.
+    Pattern,
+    /// A monotone counter went down: treated as a reset, not an anomaly.
+    CounterReset,
+}
+
+/// Per-component evidence, in spreads (robust standard deviations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Residual against the slow level plus seasonal profile (signed).
+    pub residual: f64,
+    /// Residual against the fast next-point prediction (signed).
+    pub fast: f64,
+    /// Short-run mean of the residual, in standard errors (signed).
+    pub shift: f64,
+    /// Log ratio of short-run to long-run variability, scaled (signed; negative = calmer).
+    pub variance: f64,
+    /// Smoothed fraction of novel contexts (0..1).
+    pub pattern: f64,
+    /// `-log10` tail probability of residual, fast, shift and variance evidence
+    /// against this series' own history.
+    pub surprise: [f64; 4],
+}
+
+/// The score of one point, with what a person needs to act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Anomaly score in [0, 1].
+    pub value: f64,
+    pub warming_up: bool,
+    /// What the model expected and the band it considered normal.
+    pub expected: f64,
+    pub band: (f64, f64),
+    /// The value as given (before counter differencing).
+    pub observed: f64,
+    /// The component with the strongest evidence.
+    pub component: Component,
+    /// Seasonal model in use.
+    pub seasonality: Seasonality,
+    /// True if the point came after a gap in the data.
+    pub after_gap: bool,
+    pub evidence: Evidence,
+}
+
+/// Whether the series is a monotone counter (decided after a few points).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    Undecided,
+    Gauge,
+    Counter,
+}
+
+/// Points looked at before deciding whether the series is a counter.
+const COUNTER_PROBE: u32 = 30;
+/// Points after which the seasonal profiles are sized from the observed interval.
+const SIZE_AFTER: u64 = 10;
+
+/// Everything that persists between points (see `snapshot.rs` for the byte format).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub n: u64,
+    pub invalid: u64,
+    pub resets: u64,
+    pub last_ts: Option<i64>,
+    pub interval: f64,
+    pub kind: Kind,
+    pub last_raw: f64,
+    pub nondecreasing: u32,
+    pub increasing: u32,
+    pub fast: f64,
+    pub fast_spread: f64,
+    pub short_mean: f64,
+    pub short_var: f64,
+    pub magnitude: f64,
+    pub active: Seasonality,
+    pub flat: Profile,
+    pub daily: Profile,
+    pub weekly: Profile,
+    pub novelty: Novelty,
+    pub tails: Vec<Tail>,
+    pub since_alarm: u32,
+    pub alarm_evidence: f64,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            n: 0,
+            invalid: 0,
+            resets: 0,
+            last_ts: None,
+            interval: 0.0,
+            kind: Kind::Undecided,
+            last_raw: f64::NAN,
+            nondecreasing: 0,
+            increasing: 0,
+            fast: f64::NAN,
+            fast_spread: 0.0,
+            short_mean: 0.0,
+            short_var: 0.0,
+            magnitude: 0.0,
+            active: Seasonality::None,
+            flat: Profile::level_only(),
+            daily: Profile::seasonal(DAY),
+            weekly: Profile::seasonal(WEEK),
+            novelty: Novelty::default(),
+            tails: vec![Tail::default(); 4],
+            since_alarm: u32::MAX,
+            alarm_evidence: 0.0,
+        }
+    }
+
+    /// Forget the learned model but keep time and counter bookkeeping.
+    fn relearn(&mut self) {
+        let keep = (self.n, self.invalid, self.resets, self.last_ts, self.interval, self.kind, self.last_raw);
+        *self = Self::new();
+        (self.n, self.invalid, self.resets, self.last_ts, self.interval, self.kind, self.last_raw) = keep;
+    }
+}
+
+/// Streaming anomaly detector for one series. Feed points in time order with
+/// [`update`](Self::update); snapshot and restore it freely between points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyDetector {
+    pub(super) cfg: AnomalyConfig,
+    pub(super) st: State,
+}
+
+impl AnomalyDetector {
+    /// A fresh detector. Fails if the configuration is invalid.
+    pub fn new(cfg: AnomalyConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Self { cfg, st: State::new() })
+    }
+
+    pub fn config(&self) -> &AnomalyConfig {
+        &self.cfg
+    }
+
+    /// Points learned so far (finite values only).
+    pub fn points(&self) -> u64 {
+        self.st.n
+    }
+
+    /// Non-finite values rejected so far.
+    pub fn invalid_points(&self) -> u64 {
+        self.st.invalid
+    }
+
+    /// Counter resets seen so far.
+    pub fn counter_resets(&self) -> u64 {
+        self.st.resets
+    }
+
+    fn active(&self) -> &Profile {
+        match self.st.active {
+            Seasonality::None => &self.st.flat,
+            Seasonality::Daily => &self.st.daily,
+            Seasonality::Weekly => &self.st.weekly,
+        }
+    }
+
+    /// Scores `value` observed at `ts_ms` (milliseconds since the epoch), then learns it.
+    pub fn update(&mut self, ts_ms: i64, value: f64) -> Score {
+        let mut score = Score {
+            value: 0.0,
+            warming_up: self.st.n < self.cfg.warmup_points as u64,
+            expected: f64::NAN,
+            band: (f64::NAN, f64::NAN),
+            observed: value,
+            component: Component::Invalid,
+            seasonality: self.st.active,
+            after_gap: false,
+            evidence: Evidence::default(),
+        };
+        if !value.is_finite() {
+            self.st.invalid += 1;
+            return score;
+        }
+        let t = ts_ms as f64 / 1000.0;
+        let steps = self.track_time(ts_ms);
+        score.after_gap = steps > self.cfg.gap_intervals;
+
+        let Some((x, base)) = self.to_model_value(value, steps) else {
+            score.component = Component::CounterReset;
+            return score;
+        };
+        self.st.n += 1;
+        if self.st.n == SIZE_AFTER && self.st.interval > 0.0 {
+            self.st.daily.size_bins(self.st.interval, MAX_DAILY_BINS);
+            self.st.weekly.size_bins(self.st.interval, MAX_WEEKLY_BINS);
+        }
+
+        let cfg = &self.cfg;
+        let st = &self.st;
+        let exp = if st.flat.seen == 0 { Expectation { value: x, spread: 0.0 } } else { self.active().expect(t) };
+        let floor = (1e-4 * st.magnitude).max(1e-12);
+        let spread = (exp.spread * 1.25).max(floor);
+        let fast_spread = (st.fast_spread * 1.25).max(floor);
+        let resid = x - exp.value;
+        let fast_resid = if st.fast.is_finite() { x - st.fast } else { 0.0 };
+        let a = cfg.short_alpha;
+        let short_mean = st.short_mean + a * (resid.clamp(-10.0 * spread, 10.0 * spread) - st.short_mean);
+        let short_var = st.short_var + a * (fast_resid.abs() - st.short_var);
+        let mut ev = Evidence {
+            residual: resid / spread,
+            fast: fast_resid / fast_spread,
+            shift: short_mean / (spread * (a / (2.0 - a)).sqrt()),
+            variance: ((short_var.max(floor * 0.1)) / fast_spread.max(floor)).ln() / 0.3,
+            pattern: st.novelty.level,
+            surprise: [0.0; 4],
+        };
+        let zs = [ev.residual, ev.fast, ev.shift, ev.variance];
+        for (i, z) in zs.iter().enumerate() {
+            ev.surprise[i] = st.tails[i].surprise(*z);
+        }
+        score.expected = exp.value;
+        score.band = (exp.value - cfg.band_sigmas * spread, exp.value + cfg.band_sigmas * spread);
+        score.evidence = ev;
+        // For counters the model sees increments; report in the counter's own units.
+        score.expected += base;
+        score.band = (score.band.0 + base, score.band.1 + base);
+        self.combine(&mut score);
+        self.learn(t, x, steps, fast_resid, short_mean, short_var, zs);
+        score
+    }
+
+    /// Updates the interval estimate; returns the number of regular steps since the
+    /// previous point (1 for regular data, more after a gap).
+    fn track_time(&mut self, ts_ms: i64) -> f64 {
+        let st = &mut self.st;
+        let mut steps = 1.0;
+        if let Some(last) = st.last_ts {
+            let dt = (ts_ms - last) as f64 / 1000.0;
+            if dt > 0.0 {
+                if st.interval <= 0.0 {
+                    st.interval = dt;
+                } else {
+                    steps = dt / st.interval;
+                    let clamped = dt.clamp(st.interval / 4.0, st.interval * 4.0);
+                    st.interval = (st.interval.ln() + 0.05 * (clamped.ln() - st.interval.ln())).exp();
+                }
+            }
+        }
+        if st.last_ts.is_none_or(|last| ts_ms > last) {
+            st.last_ts = Some(ts_ms);
+        }
+        steps.max(1.0)
+    }
+
+    /// Decides whether the series is a counter and, if so, turns it into increments per
+    /// regular step. Returns `None` for a counter reset, else the model value and the
+    /// offset that converts model units back to the series' units.
+    fn to_model_value(&mut self, value: f64, steps: f64) -> Option<(f64, f64)> {
+        let st = &mut self.st;
+        let prev = st.last_raw;
+        st.last_raw = value;
+        match st.kind {
+            Kind::Gauge => Some((value, 0.0)),
+            Kind::Counter => {
+                if value < prev {
+                    st.resets += 1;
+                    None
+                } else {
+                    Some(((value - prev) / steps, prev))
+                }
+            }
+            Kind::Undecided => {
+                if prev.is_finite() {
+                    if value >= prev {
+                        st.nondecreasing += 1;
+                    }
+                    if value > prev {
+                        st.increasing += 1;
+                    }
+                    let seen = st.n as u32;
+                    if seen + 1 >= COUNTER_PROBE {
+                        let monotone = st.nondecreasing >= seen && st.increasing * 5 >= seen * 4;
+                        if monotone {
+                            st.kind = Kind::Counter;
+                            st.relearn();
+                            st.n = 0;
+                            return Some(((value - prev) / steps, prev));
+                        }
+                        st.kind = Kind::Gauge;
+                    }
+                }
+                Some((value, 0.0))
+            }
+        }
+    }
+
+    /// Turns the evidence into the score, the component and the alarm suppression.
+    fn combine(&mut self, score: &mut Score) {
+        let cfg = &self.cfg;
+        let ev = score.evidence;
+        let cands = [
+            (cfg.weight_residual * ev.residual.abs(), if ev.residual >= 0.0 { Component::Spike } else { Component::Dip }),
+            (cfg.weight_fast * ev.fast.abs(), if ev.fast >= 0.0 { Component::Spike } else { Component::Dip }),
+            (cfg.weight_shift * ev.shift.abs(), Component::LevelShift),
+            (cfg.weight_variance * ev.variance.abs(), Component::Variance),
+            (cfg.weight_pattern * ev.pattern * 10.0, Component::Pattern),
+        ];
+        let (mut e, mut comp) = (0.0, Component::None);
+        for (v, c) in cands {
+            if v > e {
+                (e, comp) = (v, c);
+            }
+        }
+        if score.warming_up {
+            score.component = Component::WarmingUp;
+            return;
+        }
+        let h = cfg.half_score_evidence;
+        let mut value = e / (e + h);
+        let st = &mut self.st;
+        let suppressed = st.since_alarm < cfg.suppress_points;
+        if suppressed {
+            st.since_alarm += 1;
+            if e <= st.alarm_evidence * 1.5 {
+                value *= 0.5;
+            }
+        }
+        if value >= cfg.alarm_score {
+            st.since_alarm = 0;
+            st.alarm_evidence = if suppressed { e.max(st.alarm_evidence) } else { e };
+        }
+        score.value = value.clamp(0.0, 1.0);
+        score.component = if value >= cfg.alarm_score { comp } else { Component::None };
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn learn(&mut self, t: f64, x: f64, steps: f64, fast_resid: f64, short_mean: f64, short_var: f64, zs: [f64; 4]) {
+        let [resid_z, fast_z, shift_z, var_z] = zs;
+        let cfg = &self.cfg;
+        let st = &mut self.st;
+        for p in [&mut st.flat, &mut st.daily, &mut st.weekly] {
+            if p.period != 0.0 && p.mean.is_empty() {
+                continue; // not sized yet, or disabled (sampling too coarse)
+            }
+            p.learn(t, x, steps, cfg.slow_alpha, cfg.season_gamma, cfg.spread_alpha, cfg.clip_sigmas);
+        }
+        let fa = 1.0 - (1.0 - cfg.fast_alpha).powf(steps);
+        if st.fast.is_finite() {
+            let lim = cfg.clip_sigmas * (st.fast_spread * 1.25).max(1e-12);
+            let r = if st.n > 20 { fast_resid.clamp(-lim, lim) } else { fast_resid };
+            st.fast += fa * r;
+            st.fast_spread += cfg.spread_alpha.max(1.0 / st.n as f64) * (r.abs() - st.fast_spread);
+        } else {
+            st.fast = x;
+        }
+        let ev = [resid_z, fast_z, shift_z, var_z];
+        for (tail, z) in st.tails.iter_mut().zip(ev) {
+            tail.learn(z, cfg.tail_horizon);
+        }
+        st.short_mean = short_mean;
+        st.short_var = short_var;
+        st.magnitude += cfg.spread_alpha.max(1.0 / st.n as f64) * (x.abs() - st.magnitude);
+        st.novelty.observe(x, cfg.spread_alpha * 0.5, cfg.short_alpha);
+        // Model selection: a seasonal profile is used once it clearly beats the level
+        // alone, and kept until the level alone does better than it (hysteresis).
+        let gain = cfg.season_gain;
+        let flat = st.flat.sel_err;
+        let (daily, weekly) = (st.daily.sel_err, st.weekly.sel_err);
+        let daily_ok = st.daily.mature(t, 1.5);
+        let weekly_ok = st.weekly.mature(t, 1.5);
+        let best = match st.active {
+            Seasonality::None if daily_ok && daily < gain * flat => Seasonality::Daily,
+            Seasonality::Daily if daily > flat => Seasonality::None,
+            other => other,
+        };
+        let best = match best {
+            Seasonality::None if weekly_ok && weekly < gain * flat => Seasonality::Weekly,
+            Seasonality::Daily if weekly_ok && weekly < gain * daily => Seasonality::Weekly,
+            Seasonality::Weekly if weekly > daily.min(flat) => {
+                if daily_ok && daily < flat {
+                    Seasonality::Daily
+                } else {
+                    Seasonality::None
+                }
+            }
+            other => other,
+        };
+        st.active = best;
+    }
+}

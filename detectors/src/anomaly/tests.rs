@@ -1,0 +1,1 @@
+//! Unit tests of the anomaly detector (filled in below).
