@@ -3,8 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::AnomalyConfig;
-use super::novelty::Novelty;
-use super::tail::Tail;
 use super::seasonal::{Expectation, Profile, Seasonality, DAY, MAX_DAILY_BINS, MAX_WEEKLY_BINS, WEEK};
 use crate::Result;
 
@@ -24,8 +22,6 @@ pub enum Component {
     LevelShift,
     /// The point-to-point variability changed (noise burst, or a flat line in a noisy series).
     Variance,
-    /// The recent shape of the series has not been seen before.
-    Pattern,
     /// A monotone counter went down: treated as a reset, not an anomaly.
     CounterReset,
 }
@@ -41,11 +37,6 @@ pub struct Evidence {
     pub shift: f64,
     /// Log ratio of short-run to long-run variability, scaled (signed; negative = calmer).
     pub variance: f64,
-    /// Smoothed fraction of novel contexts (0..1).
-    pub pattern: f64,
-    /// `-log10` tail probability of residual, fast, shift and variance evidence
-    /// against this series' own history.
-    pub surprise: [f64; 4],
 }
 
 /// The score of one point, with what a person needs to act on it.
@@ -65,6 +56,9 @@ pub struct Score {
     pub seasonality: Seasonality,
     /// True if the point came after a gap in the data.
     pub after_gap: bool,
+    /// True if the evidence would have raised an alarm but one was raised less than
+    /// `suppress_points` points ago (the score is then 0).
+    pub suppressed: bool,
     pub evidence: Evidence,
 }
 
@@ -102,10 +96,7 @@ pub struct State {
     pub flat: Profile,
     pub daily: Profile,
     pub weekly: Profile,
-    pub novelty: Novelty,
-    pub tails: Vec<Tail>,
     pub since_alarm: u32,
-    pub alarm_evidence: f64,
 }
 
 impl State {
@@ -129,10 +120,7 @@ impl State {
             flat: Profile::level_only(),
             daily: Profile::seasonal(DAY),
             weekly: Profile::seasonal(WEEK),
-            novelty: Novelty::default(),
-            tails: vec![Tail::default(); 4],
             since_alarm: u32::MAX,
-            alarm_evidence: 0.0,
         }
     }
 
@@ -197,6 +185,7 @@ impl AnomalyDetector {
             component: Component::Invalid,
             seasonality: self.st.active,
             after_gap: false,
+            suppressed: false,
             evidence: Evidence::default(),
         };
         if !value.is_finite() {
@@ -228,18 +217,12 @@ impl AnomalyDetector {
         let a = cfg.short_alpha;
         let short_mean = st.short_mean + a * (resid.clamp(-10.0 * spread, 10.0 * spread) - st.short_mean);
         let short_var = st.short_var + a * (fast_resid.abs() - st.short_var);
-        let mut ev = Evidence {
+        let ev = Evidence {
             residual: resid / spread,
             fast: fast_resid / fast_spread,
             shift: short_mean / (spread * (a / (2.0 - a)).sqrt()),
             variance: ((short_var.max(floor * 0.1)) / fast_spread.max(floor)).ln() / 0.3,
-            pattern: st.novelty.level,
-            surprise: [0.0; 4],
         };
-        let zs = [ev.residual, ev.fast, ev.shift, ev.variance];
-        for (i, z) in zs.iter().enumerate() {
-            ev.surprise[i] = st.tails[i].surprise(*z);
-        }
         score.expected = exp.value;
         score.band = (exp.value - cfg.band_sigmas * spread, exp.value + cfg.band_sigmas * spread);
         score.evidence = ev;
@@ -247,7 +230,7 @@ impl AnomalyDetector {
         score.expected += base;
         score.band = (score.band.0 + base, score.band.1 + base);
         self.combine(&mut score);
-        self.learn(t, x, steps, fast_resid, short_mean, short_var, zs);
+        self.learn(t, x, steps, fast_resid, short_mean, short_var);
         score
     }
 
@@ -325,7 +308,6 @@ impl AnomalyDetector {
             (cfg.weight_fast * ev.fast.abs(), if ev.fast >= 0.0 { Component::Spike } else { Component::Dip }),
             (cfg.weight_shift * ev.shift.abs(), Component::LevelShift),
             (cfg.weight_variance * ev.variance.abs(), Component::Variance),
-            (cfg.weight_pattern * ev.pattern * 10.0, Component::Pattern),
         ];
         let (mut e, mut comp) = (0.0, Component::None);
         for (v, c) in cands {
@@ -340,24 +322,20 @@ impl AnomalyDetector {
         let h = cfg.half_score_evidence;
         let mut value = e / (e + h);
         let st = &mut self.st;
-        let suppressed = st.since_alarm < cfg.suppress_points;
-        if suppressed {
+        if st.since_alarm < cfg.suppress_points {
+            // One incident, one alarm: stay quiet for a while after an alarm.
             st.since_alarm += 1;
-            if e <= st.alarm_evidence * 1.5 {
-                value *= 0.5;
-            }
+            score.suppressed = value >= cfg.alarm_score;
+            value = 0.0;
         }
         if value >= cfg.alarm_score {
             st.since_alarm = 0;
-            st.alarm_evidence = if suppressed { e.max(st.alarm_evidence) } else { e };
         }
         score.value = value.clamp(0.0, 1.0);
-        score.component = if value >= cfg.alarm_score { comp } else { Component::None };
+        score.component = if value >= cfg.alarm_score || score.suppressed { comp } else { Component::None };
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn learn(&mut self, t: f64, x: f64, steps: f64, fast_resid: f64, short_mean: f64, short_var: f64, zs: [f64; 4]) {
-        let [resid_z, fast_z, shift_z, var_z] = zs;
+    fn learn(&mut self, t: f64, x: f64, steps: f64, fast_resid: f64, short_mean: f64, short_var: f64) {
         let cfg = &self.cfg;
         let st = &mut self.st;
         for p in [&mut st.flat, &mut st.daily, &mut st.weekly] {
@@ -375,14 +353,9 @@ impl AnomalyDetector {
         } else {
             st.fast = x;
         }
-        let ev = [resid_z, fast_z, shift_z, var_z];
-        for (tail, z) in st.tails.iter_mut().zip(ev) {
-            tail.learn(z, cfg.tail_horizon);
-        }
         st.short_mean = short_mean;
         st.short_var = short_var;
         st.magnitude += cfg.spread_alpha.max(1.0 / st.n as f64) * (x.abs() - st.magnitude);
-        st.novelty.observe(x, cfg.spread_alpha * 0.5, cfg.short_alpha);
         // Model selection: a seasonal profile is used once it clearly beats the level
         // alone, and kept until the level alone does better than it (hysteresis).
         let gain = cfg.season_gain;

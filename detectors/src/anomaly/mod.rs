@@ -7,9 +7,9 @@
 //! 4. the point is compared with what the model expected *before* seeing it: a fast
 //!    level (next-point prediction) and a slow level plus a seasonal profile
 //!    (daily or weekly, chosen by which explains the series best, see [`seasonal`]);
-//! 5. evidence from each component (residual, fast residual, level shift, variance
-//!    change, pattern novelty) is combined into a score in [0, 1], with suppression
-//!    after an alarm so one incident raises one alarm;
+//! 5. evidence from each component (residual against the seasonal expectation, level
+//!    shift; fast residual and variance change are reported too) is combined into a
+//!    score in [0, 1], with suppression after an alarm so one incident raises one alarm;
 //! 6. the model learns the point (residuals clipped, so spikes do not drag it).
 //!
 //! The whole per-series state is a few KiB and round-trips through
@@ -18,10 +18,8 @@
 
 mod config;
 mod detector;
-mod novelty;
 mod seasonal;
 mod snapshot;
-mod tail;
 #[cfg(test)]
 mod tests;
 

@@ -43,8 +43,8 @@ pub struct Profile {
     pub seen: u64,
     /// First timestamp learned (seconds), to know when a full period has been covered.
     pub first_ts: f64,
-    /// Bitmask-free visit counter per bin would be too big; instead count visits to
-    /// bins up to a small cap so early bins fall back to the global spread.
+    /// Visits per bin (saturating), so bins without history fall back to the
+    /// candidate's overall spread.
     pub visits: Vec<u8>,
 }
 
@@ -94,10 +94,6 @@ impl Profile {
     /// True once the profile has learned over at least `periods` full periods.
     pub fn mature(&self, now: f64, periods: f64) -> bool {
         !self.mean.is_empty() && self.seen > 0 && now - self.first_ts >= periods * self.period
-    }
-
-    pub fn is_seasonal(&self) -> bool {
-        !self.mean.is_empty()
     }
 
     fn position(&self, ts: f64) -> (usize, usize, f64) {

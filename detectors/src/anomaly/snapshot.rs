@@ -5,8 +5,6 @@
 
 use super::config::AnomalyConfig;
 use super::detector::{AnomalyDetector, Kind, State};
-use super::novelty::Novelty;
-use super::tail::{Tail, TAIL_BINS};
 use super::seasonal::{Profile, Seasonality, MAX_DAILY_BINS, MAX_WEEKLY_BINS};
 use crate::{Error, Result};
 
@@ -153,22 +151,7 @@ impl AnomalyDetector {
         e.profile(&st.flat);
         e.profile(&st.daily);
         e.profile(&st.weekly);
-        let nv = &st.novelty;
-        for w in nv.cur.iter().chain(nv.prev.iter()) {
-            e.u64(*w);
-        }
-        e.u32(nv.cur_count);
-        e.f64(nv.mean);
-        e.f64(nv.mad);
-        e.0.extend_from_slice(&nv.hist);
-        e.u32(nv.n);
-        e.f64(nv.level);
-        for t in &st.tails {
-            e.f32s(&t.counts);
-            e.f64(t.total as f64);
-        }
         e.u32(st.since_alarm);
-        e.f64(st.alarm_evidence);
         e.0
     }
 
@@ -208,29 +191,7 @@ impl AnomalyDetector {
         let flat = d.profile(0)?;
         let daily = d.profile(MAX_DAILY_BINS)?;
         let weekly = d.profile(MAX_WEEKLY_BINS)?;
-        let mut novelty = Novelty::default();
-        for w in novelty.cur.iter_mut() {
-            *w = d.u64()?;
-        }
-        for w in novelty.prev.iter_mut() {
-            *w = d.u64()?;
-        }
-        novelty.cur_count = d.u32()?;
-        novelty.mean = d.f64()?;
-        novelty.mad = d.f64()?;
-        novelty.hist = d.arr()?;
-        novelty.n = d.u32()?;
-        novelty.level = d.f64()?;
-        let mut tails = Vec::with_capacity(4);
-        for _ in 0..4 {
-            let counts = d.f32s(TAIL_BINS)?;
-            if counts.len() != TAIL_BINS {
-                return Err(Error::BadSnapshot("tail histogram has the wrong size".into()));
-            }
-            tails.push(Tail { counts, total: d.f64()? as f32 });
-        }
         let since_alarm = d.u32()?;
-        let alarm_evidence = d.f64()?;
         if d.pos != bytes.len() {
             return Err(Error::BadSnapshot(format!("{} trailing bytes", bytes.len() - d.pos)));
         }
@@ -253,10 +214,7 @@ impl AnomalyDetector {
             flat,
             daily,
             weekly,
-            novelty,
-            tails,
             since_alarm,
-            alarm_evidence,
         };
         Ok(Self { cfg, st })
     }
@@ -270,8 +228,11 @@ impl AnomalyDetector {
     pub fn from_json(text: &str) -> Result<Self> {
         let d: Self = serde_json::from_str(text).map_err(|e| Error::BadSnapshot(format!("JSON: {e}")))?;
         d.cfg.validate()?;
-        if !d.st.novelty.is_valid() {
-            return Err(Error::BadSnapshot("novelty bitsets have the wrong size".into()));
+        let profiles = [(&d.st.daily, MAX_DAILY_BINS), (&d.st.weekly, MAX_WEEKLY_BINS), (&d.st.flat, 0)];
+        for (p, max) in profiles {
+            if p.mean.len() > max || p.spread.len() != p.mean.len() || p.visits.len() != p.mean.len() {
+                return Err(Error::BadSnapshot("profile arrays have inconsistent sizes".into()));
+            }
         }
         Ok(d)
     }

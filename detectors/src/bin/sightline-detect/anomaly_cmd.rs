@@ -94,7 +94,7 @@ pub fn run(input: &str, output: &str) -> Result<(), BoxError> {
     let mut out = String::with_capacity(text.len() + text.len() / 2);
     out.push_str("timestamp,value,anomaly_score");
     if debug {
-        out.push_str(",residual,fast,shift,variance,pattern,s_res,s_fast,s_shift,s_var,seasonality,component");
+        out.push_str(",residual,fast,shift,variance,seasonality,component");
     }
     out.push('\n');
     for (i, line) in lines {
@@ -117,16 +117,11 @@ pub fn run(input: &str, output: &str) -> Result<(), BoxError> {
             let e = s.evidence;
             let _ = write!(
                 out,
-                ",{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:?},{:?}",
+                ",{:.4},{:.4},{:.4},{:.4},{:?},{:?}",
                 e.residual,
                 e.fast,
                 e.shift,
                 e.variance,
-                e.pattern,
-                e.surprise[0],
-                e.surprise[1],
-                e.surprise[2],
-                e.surprise[3],
                 s.seasonality,
                 s.component
             );
