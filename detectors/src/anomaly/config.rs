@@ -115,7 +115,10 @@ impl AnomalyConfig {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(Error::InvalidInput(format!("anomaly config: {}", errs.join("; "))))
+            Err(Error::InvalidInput(format!(
+                "anomaly config: {}",
+                errs.join("; ")
+            )))
         }
     }
 }

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::AnomalyConfig;
-use super::seasonal::{Expectation, Profile, Seasonality, DAY, MAX_DAILY_BINS, MAX_WEEKLY_BINS, WEEK};
+use super::seasonal::{
+    Expectation, Profile, Rates, Seasonality, DAY, MAX_DAILY_BINS, MAX_WEEKLY_BINS, WEEK,
+};
 use crate::Result;
 
 /// Which part of the model produced a score.
@@ -126,9 +128,25 @@ impl State {
 
     /// Forget the learned model but keep time and counter bookkeeping.
     fn relearn(&mut self) {
-        let keep = (self.n, self.invalid, self.resets, self.last_ts, self.interval, self.kind, self.last_raw);
+        let keep = (
+            self.n,
+            self.invalid,
+            self.resets,
+            self.last_ts,
+            self.interval,
+            self.kind,
+            self.last_raw,
+        );
         *self = Self::new();
-        (self.n, self.invalid, self.resets, self.last_ts, self.interval, self.kind, self.last_raw) = keep;
+        (
+            self.n,
+            self.invalid,
+            self.resets,
+            self.last_ts,
+            self.interval,
+            self.kind,
+            self.last_raw,
+        ) = keep;
     }
 }
 
@@ -144,7 +162,10 @@ impl AnomalyDetector {
     /// A fresh detector. Fails if the configuration is invalid.
     pub fn new(cfg: AnomalyConfig) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self { cfg, st: State::new() })
+        Ok(Self {
+            cfg,
+            st: State::new(),
+        })
     }
 
     pub fn config(&self) -> &AnomalyConfig {
@@ -196,7 +217,7 @@ impl AnomalyDetector {
         let steps = self.track_time(ts_ms);
         score.after_gap = steps > self.cfg.gap_intervals;
 
-        let Some((x, base)) = self.to_model_value(value, steps) else {
+        let Some((x, base)) = self.model_value(value, steps) else {
             score.component = Component::CounterReset;
             return score;
         };
@@ -208,14 +229,26 @@ impl AnomalyDetector {
 
         let cfg = &self.cfg;
         let st = &self.st;
-        let exp = if st.flat.seen == 0 { Expectation { value: x, spread: 0.0 } } else { self.active().expect(t) };
+        let exp = if st.flat.seen == 0 {
+            Expectation {
+                value: x,
+                spread: 0.0,
+            }
+        } else {
+            self.active().expect(t)
+        };
         let floor = (1e-4 * st.magnitude).max(1e-12);
         let spread = (exp.spread * 1.25).max(floor);
         let fast_spread = (st.fast_spread * 1.25).max(floor);
         let resid = x - exp.value;
-        let fast_resid = if st.fast.is_finite() { x - st.fast } else { 0.0 };
+        let fast_resid = if st.fast.is_finite() {
+            x - st.fast
+        } else {
+            0.0
+        };
         let a = cfg.short_alpha;
-        let short_mean = st.short_mean + a * (resid.clamp(-10.0 * spread, 10.0 * spread) - st.short_mean);
+        let short_mean =
+            st.short_mean + a * (resid.clamp(-10.0 * spread, 10.0 * spread) - st.short_mean);
         let short_var = st.short_var + a * (fast_resid.abs() - st.short_var);
         let ev = Evidence {
             residual: resid / spread,
@@ -224,7 +257,10 @@ impl AnomalyDetector {
             variance: ((short_var.max(floor * 0.1)) / fast_spread.max(floor)).ln() / 0.3,
         };
         score.expected = exp.value;
-        score.band = (exp.value - cfg.band_sigmas * spread, exp.value + cfg.band_sigmas * spread);
+        score.band = (
+            exp.value - cfg.band_sigmas * spread,
+            exp.value + cfg.band_sigmas * spread,
+        );
         score.evidence = ev;
         // For counters the model sees increments; report in the counter's own units.
         score.expected += base;
@@ -247,7 +283,8 @@ impl AnomalyDetector {
                 } else {
                     steps = dt / st.interval;
                     let clamped = dt.clamp(st.interval / 4.0, st.interval * 4.0);
-                    st.interval = (st.interval.ln() + 0.05 * (clamped.ln() - st.interval.ln())).exp();
+                    st.interval =
+                        (st.interval.ln() + 0.05 * (clamped.ln() - st.interval.ln())).exp();
                 }
             }
         }
@@ -260,7 +297,7 @@ impl AnomalyDetector {
     /// Decides whether the series is a counter and, if so, turns it into increments per
     /// regular step. Returns `None` for a counter reset, else the model value and the
     /// offset that converts model units back to the series' units.
-    fn to_model_value(&mut self, value: f64, steps: f64) -> Option<(f64, f64)> {
+    fn model_value(&mut self, value: f64, steps: f64) -> Option<(f64, f64)> {
         let st = &mut self.st;
         let prev = st.last_raw;
         st.last_raw = value;
@@ -304,8 +341,22 @@ impl AnomalyDetector {
         let cfg = &self.cfg;
         let ev = score.evidence;
         let cands = [
-            (cfg.weight_residual * ev.residual.abs(), if ev.residual >= 0.0 { Component::Spike } else { Component::Dip }),
-            (cfg.weight_fast * ev.fast.abs(), if ev.fast >= 0.0 { Component::Spike } else { Component::Dip }),
+            (
+                cfg.weight_residual * ev.residual.abs(),
+                if ev.residual >= 0.0 {
+                    Component::Spike
+                } else {
+                    Component::Dip
+                },
+            ),
+            (
+                cfg.weight_fast * ev.fast.abs(),
+                if ev.fast >= 0.0 {
+                    Component::Spike
+                } else {
+                    Component::Dip
+                },
+            ),
             (cfg.weight_shift * ev.shift.abs(), Component::LevelShift),
             (cfg.weight_variance * ev.variance.abs(), Component::Variance),
         ];
@@ -332,22 +383,44 @@ impl AnomalyDetector {
             st.since_alarm = 0;
         }
         score.value = value.clamp(0.0, 1.0);
-        score.component = if value >= cfg.alarm_score || score.suppressed { comp } else { Component::None };
+        score.component = if value >= cfg.alarm_score || score.suppressed {
+            comp
+        } else {
+            Component::None
+        };
     }
 
-    fn learn(&mut self, t: f64, x: f64, steps: f64, fast_resid: f64, short_mean: f64, short_var: f64) {
+    fn learn(
+        &mut self,
+        t: f64,
+        x: f64,
+        steps: f64,
+        fast_resid: f64,
+        short_mean: f64,
+        short_var: f64,
+    ) {
         let cfg = &self.cfg;
         let st = &mut self.st;
+        let rates = Rates {
+            alpha: cfg.slow_alpha,
+            gamma: cfg.season_gamma,
+            spread_alpha: cfg.spread_alpha,
+            clip: cfg.clip_sigmas,
+        };
         for p in [&mut st.flat, &mut st.daily, &mut st.weekly] {
             if p.period != 0.0 && p.mean.is_empty() {
                 continue; // not sized yet, or disabled (sampling too coarse)
             }
-            p.learn(t, x, steps, cfg.slow_alpha, cfg.season_gamma, cfg.spread_alpha, cfg.clip_sigmas);
+            p.learn(t, x, steps, &rates);
         }
         let fa = 1.0 - (1.0 - cfg.fast_alpha).powf(steps);
         if st.fast.is_finite() {
             let lim = cfg.clip_sigmas * (st.fast_spread * 1.25).max(1e-12);
-            let r = if st.n > 20 { fast_resid.clamp(-lim, lim) } else { fast_resid };
+            let r = if st.n > 20 {
+                fast_resid.clamp(-lim, lim)
+            } else {
+                fast_resid
+            };
             st.fast += fa * r;
             st.fast_spread += cfg.spread_alpha.max(1.0 / st.n as f64) * (r.abs() - st.fast_spread);
         } else {

@@ -48,6 +48,19 @@ pub struct Profile {
     pub visits: Vec<u8>,
 }
 
+/// Learning rates of a candidate (from the detector's config).
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    /// Level, per regular step.
+    pub alpha: f64,
+    /// Profile bin, per visit.
+    pub gamma: f64,
+    /// Overall spread, per point.
+    pub spread_alpha: f64,
+    /// Residuals are clipped to this many spreads before learning.
+    pub clip: f64,
+}
+
 /// A prediction with its local spread.
 #[derive(Clone, Copy, Debug)]
 pub struct Expectation {
@@ -72,7 +85,10 @@ impl Profile {
 
     /// A seasonal candidate of `period` seconds; bins are allocated by [`Self::size_bins`].
     pub fn seasonal(period: f64) -> Self {
-        Self { period, ..Self::level_only() }
+        Self {
+            period,
+            ..Self::level_only()
+        }
     }
 
     /// Chooses the number of bins once the sampling interval is known: at most one bin
@@ -110,7 +126,10 @@ impl Profile {
     /// Expected value and spread at time `ts` (seconds).
     pub fn expect(&self, ts: f64) -> Expectation {
         if self.mean.is_empty() {
-            return Expectation { value: self.level, spread: self.err };
+            return Expectation {
+                value: self.level,
+                spread: self.err,
+            };
         }
         let (i0, i1, w) = self.position(ts);
         let off = (1.0 - w) * self.mean[i0] as f64 + w * self.mean[i1] as f64;
@@ -119,13 +138,21 @@ impl Profile {
         // Blend the bin's own spread with the global one until the bin has history.
         let k = (known as f64 / 4.0).min(1.0);
         let spread = k * local + (1.0 - k) * self.err;
-        Expectation { value: self.level + off, spread }
+        Expectation {
+            value: self.level + off,
+            spread,
+        }
     }
 
     /// Learns `x` at time `ts`. `steps` is the number of regular intervals since the
-    /// previous point (more than one after a gap); `clip` bounds the residual used for
-    /// learning, in spreads.
-    pub fn learn(&mut self, ts: f64, x: f64, steps: f64, alpha: f64, gamma: f64, spread_alpha: f64, clip: f64) {
+    /// previous point (more than one after a gap).
+    pub fn learn(&mut self, ts: f64, x: f64, steps: f64, rates: &Rates) {
+        let Rates {
+            alpha,
+            gamma,
+            spread_alpha,
+            clip,
+        } = *rates;
         if self.seen == 0 || !self.level.is_finite() {
             self.level = x;
             self.first_ts = ts;
@@ -135,7 +162,11 @@ impl Profile {
         let exp = self.expect(ts);
         let resid = x - exp.value;
         let limit = clip * exp.spread.max(self.err) * 1.25;
-        let r = if limit > 0.0 { resid.clamp(-limit, limit) } else { resid };
+        let r = if limit > 0.0 {
+            resid.clamp(-limit, limit)
+        } else {
+            resid
+        };
         let a = 1.0 - (1.0 - alpha).powf(steps.max(1.0));
         let abs = r.abs();
         self.err += spread_alpha * (abs - self.err);
@@ -153,13 +184,22 @@ impl Profile {
             let s1 = self.spread[i1] as f64;
             let first0 = self.visits[i0] == 0;
             let first1 = self.visits[i1] == 0;
-            self.spread[i0] = if first0 { abs as f32 } else { (s0 + g0 * (abs - s0)) as f32 };
-            self.spread[i1] = if first1 { abs as f32 } else { (s1 + g1 * (abs - s1)) as f32 };
+            self.spread[i0] = if first0 {
+                abs as f32
+            } else {
+                (s0 + g0 * (abs - s0)) as f32
+            };
+            self.spread[i1] = if first1 {
+                abs as f32
+            } else {
+                (s1 + g1 * (abs - s1)) as f32
+            };
             let pick = if w < 0.5 { i0 } else { i1 };
             self.visits[pick] = self.visits[pick].saturating_add(1);
             // Keep the profile centred so the level means what it says.
-            if self.seen % 64 == 0 {
-                let mean = self.mean.iter().map(|&v| v as f64).sum::<f64>() / self.mean.len() as f64;
+            if self.seen.is_multiple_of(64) {
+                let mean =
+                    self.mean.iter().map(|&v| v as f64).sum::<f64>() / self.mean.len() as f64;
                 for v in &mut self.mean {
                     *v -= mean as f32;
                 }

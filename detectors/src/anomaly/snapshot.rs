@@ -53,7 +53,8 @@ struct Dec<'a> {
 impl<'a> Dec<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or_else(|| Error::BadSnapshot(format!("truncated at byte {}", self.pos)))?;
+        let end =
+            end.ok_or_else(|| Error::BadSnapshot(format!("truncated at byte {}", self.pos)))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -78,14 +79,20 @@ impl<'a> Dec<'a> {
     fn len(&mut self, max: usize) -> Result<usize> {
         let n = self.u32()? as usize;
         if n > max {
-            return Err(Error::BadSnapshot(format!("length {n} exceeds {max} at byte {}", self.pos)));
+            return Err(Error::BadSnapshot(format!(
+                "length {n} exceeds {max} at byte {}",
+                self.pos
+            )));
         }
         Ok(n)
     }
     fn f32s(&mut self, max: usize) -> Result<Vec<f32>> {
         let n = self.len(max)?;
         let raw = self.take(n * 4)?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
     fn profile(&mut self, max: usize) -> Result<Profile> {
         let period = self.f64()?;
@@ -160,7 +167,9 @@ impl AnomalyDetector {
         cfg.validate()?;
         let mut d = Dec { buf: bytes, pos: 0 };
         if d.take(4)? != MAGIC {
-            return Err(Error::BadSnapshot("not an anomaly detector snapshot (bad magic)".into()));
+            return Err(Error::BadSnapshot(
+                "not an anomaly detector snapshot (bad magic)".into(),
+            ));
         }
         let n = d.u64()?;
         let invalid = d.u64()?;
@@ -193,7 +202,10 @@ impl AnomalyDetector {
         let weekly = d.profile(MAX_WEEKLY_BINS)?;
         let since_alarm = d.u32()?;
         if d.pos != bytes.len() {
-            return Err(Error::BadSnapshot(format!("{} trailing bytes", bytes.len() - d.pos)));
+            return Err(Error::BadSnapshot(format!(
+                "{} trailing bytes",
+                bytes.len() - d.pos
+            )));
         }
         let st = State {
             n,
@@ -221,17 +233,28 @@ impl AnomalyDetector {
 
     /// The detector (config and state) as JSON, for inspection or text storage.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| Error::InvalidInput(format!("snapshot to JSON: {e}")))
+        serde_json::to_string(self)
+            .map_err(|e| Error::InvalidInput(format!("snapshot to JSON: {e}")))
     }
 
     /// Rebuilds a detector from [`to_json`](Self::to_json) output.
     pub fn from_json(text: &str) -> Result<Self> {
-        let d: Self = serde_json::from_str(text).map_err(|e| Error::BadSnapshot(format!("JSON: {e}")))?;
+        let d: Self =
+            serde_json::from_str(text).map_err(|e| Error::BadSnapshot(format!("JSON: {e}")))?;
         d.cfg.validate()?;
-        let profiles = [(&d.st.daily, MAX_DAILY_BINS), (&d.st.weekly, MAX_WEEKLY_BINS), (&d.st.flat, 0)];
+        let profiles = [
+            (&d.st.daily, MAX_DAILY_BINS),
+            (&d.st.weekly, MAX_WEEKLY_BINS),
+            (&d.st.flat, 0),
+        ];
         for (p, max) in profiles {
-            if p.mean.len() > max || p.spread.len() != p.mean.len() || p.visits.len() != p.mean.len() {
-                return Err(Error::BadSnapshot("profile arrays have inconsistent sizes".into()));
+            if p.mean.len() > max
+                || p.spread.len() != p.mean.len()
+                || p.visits.len() != p.mean.len()
+            {
+                return Err(Error::BadSnapshot(
+                    "profile arrays have inconsistent sizes".into(),
+                ));
             }
         }
         Ok(d)

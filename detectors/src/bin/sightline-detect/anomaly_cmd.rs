@@ -31,7 +31,8 @@ fn num(s: &str, what: &str) -> Result<i64, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("bad {what} {s:?}"));
     }
-    s.parse::<i64>().map_err(|e| format!("bad {what} {s:?}: {e}"))
+    s.parse::<i64>()
+        .map_err(|e| format!("bad {what} {s:?}: {e}"))
 }
 
 /// Parses a timestamp into milliseconds since the epoch (UTC).
@@ -39,7 +40,9 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     let s = text.trim().trim_end_matches('Z');
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         let v = num(s, "epoch seconds")?;
-        return v.checked_mul(1000).ok_or_else(|| format!("timestamp {s} out of range"));
+        return v
+            .checked_mul(1000)
+            .ok_or_else(|| format!("timestamp {s} out of range"));
     }
     let (date, time) = s
         .split_once([' ', 'T'])
@@ -57,7 +60,11 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     let (Some(h), Some(mi), sec, None) = (tp.next(), tp.next(), tp.next(), tp.next()) else {
         return Err(format!("bad time {time:?}"));
     };
-    let (h, mi, sec) = (num(h, "hour")?, num(mi, "minute")?, sec.map(|s| num(s, "second")).transpose()?.unwrap_or(0));
+    let (h, mi, sec) = (
+        num(h, "hour")?,
+        num(mi, "minute")?,
+        sec.map(|s| num(s, "second")).transpose()?.unwrap_or(0),
+    );
     if h > 23 || mi > 59 || sec > 60 {
         return Err(format!("time {time:?} out of range"));
     }
@@ -72,9 +79,9 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
 
 fn config_from_env() -> Result<AnomalyConfig, BoxError> {
     match std::env::var("SIGHTLINE_ANOMALY_CONFIG") {
-        Ok(text) if !text.trim().is_empty() => {
-            Ok(serde_json::from_str(&text).map_err(|e| format!("SIGHTLINE_ANOMALY_CONFIG: {e}"))?)
-        }
+        Ok(text) if !text.trim().is_empty() => Ok(
+            serde_json::from_str(&text).map_err(|e| format!("SIGHTLINE_ANOMALY_CONFIG: {e}"))?
+        ),
         _ => Ok(AnomalyConfig::default()),
     }
 }
@@ -82,12 +89,18 @@ fn config_from_env() -> Result<AnomalyConfig, BoxError> {
 pub fn run(input: &str, output: &str) -> Result<(), BoxError> {
     let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
     let mut lines = text.lines().enumerate();
-    let header = lines.next().map(|(_, h)| h).ok_or_else(|| format!("{input}: empty file"))?;
+    let header = lines
+        .next()
+        .map(|(_, h)| h)
+        .ok_or_else(|| format!("{input}: empty file"))?;
     let cols: Vec<&str> = header.split(',').map(str::trim).collect();
     let ti = cols.iter().position(|c| *c == "timestamp");
     let vi = cols.iter().position(|c| *c == "value");
     let (Some(ti), Some(vi)) = (ti, vi) else {
-        return Err(format!("{input}:1: header must name 'timestamp' and 'value' columns, got {header:?}").into());
+        return Err(format!(
+            "{input}:1: header must name 'timestamp' and 'value' columns, got {header:?}"
+        )
+        .into());
     };
     let debug = std::env::var("SIGHTLINE_ANOMALY_DEBUG").is_ok_and(|v| v == "1");
     let mut det = AnomalyDetector::new(config_from_env()?)?;
@@ -104,7 +117,12 @@ pub fn run(input: &str, output: &str) -> Result<(), BoxError> {
         }
         let fields: Vec<&str> = line.split(',').collect();
         let (Some(ts), Some(val)) = (fields.get(ti), fields.get(vi)) else {
-            return Err(format!("{input}:{lineno}: expected {} columns, got {}", cols.len(), fields.len()).into());
+            return Err(format!(
+                "{input}:{lineno}: expected {} columns, got {}",
+                cols.len(),
+                fields.len()
+            )
+            .into());
         };
         let ms = parse_timestamp(ts).map_err(|e| format!("{input}:{lineno}: {e}"))?;
         let v: f64 = val
@@ -118,12 +136,7 @@ pub fn run(input: &str, output: &str) -> Result<(), BoxError> {
             let _ = write!(
                 out,
                 ",{:.4},{:.4},{:.4},{:.4},{:?},{:?}",
-                e.residual,
-                e.fast,
-                e.shift,
-                e.variance,
-                s.seasonality,
-                s.component
+                e.residual, e.fast, e.shift, e.variance, s.seasonality, s.component
             );
         }
         out.push('\n');
@@ -139,7 +152,7 @@ fn synthetic(i: u64) -> f64 {
     h ^= h >> 29;
     let noise = (h % 10_000) as f64 / 10_000.0 - 0.5;
     let mut v = 50.0 + 10.0 * (t * std::f64::consts::TAU / 288.0).sin() + 2.0 * noise + t * 1e-6;
-    if i % 5000 == 0 {
+    if i.is_multiple_of(5000) {
         v += 40.0;
     }
     if (i / 250_000) % 2 == 1 {
@@ -160,7 +173,12 @@ pub fn bench_rows() -> Result<Vec<BenchRow>, BoxError> {
     }
     let seconds = t0.elapsed().as_secs_f64();
     std::hint::black_box(sink);
-    Ok(vec![BenchRow { capability: "anomaly (default detector)".into(), items: N, unit: "points", seconds }])
+    Ok(vec![BenchRow {
+        capability: "anomaly (default detector)".into(),
+        items: N,
+        unit: "points",
+        seconds,
+    }])
 }
 
 #[cfg(test)]
@@ -170,11 +188,26 @@ mod tests {
     #[test]
     fn parses_nab_and_iso_timestamps() {
         assert_eq!(parse_timestamp("1970-01-01 00:00:00").unwrap(), 0);
-        assert_eq!(parse_timestamp("2014-04-01 00:05:00").unwrap(), 1_396_310_700_000);
-        assert_eq!(parse_timestamp("2014-04-01T00:05:00.250Z").unwrap(), 1_396_310_700_250);
-        assert_eq!(parse_timestamp("2015-01-24 20:30:00.000000").unwrap(), 1_422_131_400_000);
+        assert_eq!(
+            parse_timestamp("2014-04-01 00:05:00").unwrap(),
+            1_396_310_700_000
+        );
+        assert_eq!(
+            parse_timestamp("2014-04-01T00:05:00.250Z").unwrap(),
+            1_396_310_700_250
+        );
+        assert_eq!(
+            parse_timestamp("2015-01-24 20:30:00.000000").unwrap(),
+            1_422_131_400_000
+        );
         assert_eq!(parse_timestamp("1396310700").unwrap(), 1_396_310_700_000);
-        for bad in ["", "2014-04-01", "2014-13-01 00:00:00", "2014-04-01 25:00:00", "x-04-01 00:00:00"] {
+        for bad in [
+            "",
+            "2014-04-01",
+            "2014-13-01 00:00:00",
+            "2014-04-01 25:00:00",
+            "x-04-01 00:00:00",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -185,10 +218,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let input = dir.join("in.csv");
         let output = dir.join("out.csv");
-        std::fs::write(&input, "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,abc\n").unwrap();
-        let err = run(input.to_str().unwrap(), output.to_str().unwrap()).unwrap_err().to_string();
+        std::fs::write(
+            &input,
+            "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,abc\n",
+        )
+        .unwrap();
+        let err = run(input.to_str().unwrap(), output.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(":3:") && err.contains("abc"), "{err}");
-        std::fs::write(&input, "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n").unwrap();
+        std::fs::write(
+            &input,
+            "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n",
+        )
+        .unwrap();
         run(input.to_str().unwrap(), output.to_str().unwrap()).unwrap();
         let out = std::fs::read_to_string(&output).unwrap();
         assert_eq!(out.lines().count(), 3);
