@@ -344,7 +344,7 @@ mod tests {
             m("Error loading ./runtime_malloc: bad"),
             "Error loading <*>: bad"
         );
-        assert_eq!(m("chdir(/p/bg1/da) failed"), "chdir(<*>) failed");
+        assert_eq!(m("chdir(/p/bg1/da) failed"), "<*> failed");
         assert_eq!(m(r"at C:\Windows\winsxs\cbscore.dll now"), "at C:<*> now");
         assert_eq!(m("and/or stays"), "and/or stays");
     }
@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(m("names an14 an15 an16 an17 done"), "names <*> done");
         assert_eq!(
             m("Link [LNKA] (IRQs 3 4 5) *14"),
-            "Link [LNKA] (IRQs <*>) <*>"
+            "Link [LNKA] (IRQs <*> <*>) <*>"
         );
     }
 

@@ -138,24 +138,4 @@ impl MinerConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_defaults_and_validation() {
-        let cfg: MinerConfig = serde_json::from_str("{}").unwrap();
-        assert_eq!(cfg, MinerConfig::default());
-        assert!(cfg.validate().is_ok());
-        let bad = MinerConfig {
-            max_templates: 0,
-            rate_bucket: 0,
-            ..MinerConfig::default()
-        };
-        let msg = bad.validate().unwrap_err().to_string();
-        assert!(
-            msg.contains("max_templates") && msg.contains("rate_bucket"),
-            "{msg}"
-        );
-        assert!(serde_json::from_str::<MinerConfig>(r#"{"nope": 1}"#).is_err());
-    }
-}
+mod tests;
