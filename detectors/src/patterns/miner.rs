@@ -2,7 +2,7 @@
 //! new template; one-position differences merge templates (see the module
 //! docs of [`crate::patterns`]).
 
-use super::index::{head_hash, signature, str_hash, FxMap};
+use super::index::{signature, str_hash, FxMap, Head, TemplateIndex};
 use super::mask::{Masked, Masker, VAR};
 use super::rate::RateWindow;
 use super::MinerConfig;
@@ -90,15 +90,13 @@ impl Template {
         &self.text[s as usize..e as usize]
     }
 
-    pub(super) fn head_key(&self) -> u64 {
-        head_hash(
-            self.tokens.len(),
-            if self.tokens.is_empty() {
-                ""
-            } else {
-                self.tok(0)
-            },
-        )
+    pub(super) fn head(&self) -> Head<'_> {
+        let n = self.tokens.len();
+        Head {
+            len: n,
+            first: if n > 0 { self.tok(0) } else { "" },
+            second: if n > 1 { self.tok(1) } else { "" },
+        }
     }
 }
 
@@ -107,8 +105,7 @@ impl Template {
 pub struct PatternMiner {
     pub(super) cfg: MinerConfig,
     pub(super) templates: FxMap<u64, Template>,
-    /// head_hash -> template ids in creation order.
-    pub(super) by_head: FxMap<u64, Vec<u64>>,
+    pub(super) index: TemplateIndex,
     pub(super) cache: FxMap<Box<str>, u64>,
     /// merged id -> surviving id (always one hop).
     pub(super) aliases: FxMap<u64, u64>,
@@ -119,6 +116,7 @@ pub struct PatternMiner {
     pub(super) stats: Stats,
     masker: Masker,
     masked: Masked,
+    scratch: Vec<u64>,
 }
 
 /// Counters, exported by [`PatternMiner::metrics`].
@@ -142,7 +140,7 @@ impl PatternMiner {
         PatternMiner {
             cfg,
             templates: FxMap::default(),
-            by_head: FxMap::default(),
+            index: TemplateIndex::default(),
             cache: FxMap::default(),
             aliases: FxMap::default(),
             diffs: FxMap::default(),
@@ -151,6 +149,7 @@ impl PatternMiner {
             stats: Stats::default(),
             masker: Masker::default(),
             masked: Masked::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -267,15 +266,19 @@ impl PatternMiner {
 
     fn miss(&mut self) -> (u64, bool) {
         let n = self.masked.len();
-        let first = if n == 0 { "" } else { self.masked.token(0) };
-        let head = head_hash(n, first);
-        let found = self.by_head.get(&head).and_then(|ids| {
-            ids.iter().copied().find(|id| {
-                self.templates
-                    .get(id)
-                    .is_some_and(|t| matches(&self.cfg, t, n, |i| self.masked.token(i)))
-            })
+        let head = Head {
+            len: n,
+            first: if n > 0 { self.masked.token(0) } else { "" },
+            second: if n > 1 { self.masked.token(1) } else { "" },
+        };
+        let mut cands = std::mem::take(&mut self.scratch);
+        self.index.for_key(head, &mut cands);
+        let found = cands.iter().copied().find(|id| {
+            self.templates
+                .get(id)
+                .is_some_and(|t| matches(&self.cfg, t, n, |i| self.masked.token(i)))
         });
+        self.scratch = cands;
         let (id, is_new) = match found {
             Some(id) => (id, false),
             None => {
@@ -299,7 +302,7 @@ impl PatternMiner {
         self.stats.created += 1;
         let mut t = Template::new(id, text);
         t.last_used = self.seq;
-        self.by_head.entry(t.head_key()).or_default().push(id);
+        self.index.insert(id, t.head());
         self.templates.insert(id, t);
         let id = self.absorb(id);
         self.register(id);
@@ -316,7 +319,8 @@ impl PatternMiner {
         if t.constants == t.tokens.len() {
             return id;
         }
-        let bucket = self.by_head.get(&t.head_key()).cloned().unwrap_or_default();
+        let mut bucket = Vec::new();
+        self.index.for_template(t.head(), &mut bucket);
         for other in bucket {
             if other == id {
                 continue;
@@ -416,21 +420,17 @@ impl PatternMiner {
             }
         }
         if let Some(k) = self.templates.get_mut(&keep) {
-            // generalisation never touches the first token, so the bucket stays
+            // the second token may become <*>: list the template again
+            self.index.remove(keep, k.head());
             k.set_text(text);
+            self.index.insert(keep, k.head());
         }
         self.trim_aliases();
         keep
     }
 
     fn unlink(&mut self, t: &Template) {
-        let head = t.head_key();
-        if let Some(v) = self.by_head.get_mut(&head) {
-            v.retain(|&x| x != t.id);
-            if v.is_empty() {
-                self.by_head.remove(&head);
-            }
-        }
+        self.index.remove(t.id, t.head());
     }
 
     fn trim_aliases(&mut self) {

@@ -103,8 +103,7 @@ impl PatternMiner {
             tpl.last_seen = t.last_seen;
             tpl.last_used = t.last_used;
             tpl.rate = t.rate;
-            let head = tpl.head_key();
-            m.by_head.entry(head).or_default().push(t.id);
+            m.index.insert(t.id, tpl.head());
             m.templates.insert(t.id, tpl);
         }
         m.next_id = snap.next_id;

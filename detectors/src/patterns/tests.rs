@@ -302,3 +302,20 @@ fn config_defaults_and_validation() {
     );
     assert!(serde_json::from_str::<MinerConfig>(r#"{"nope": 1}"#).is_err());
 }
+
+#[test]
+fn merge_at_second_token_relists_the_template() {
+    let mut m = miner();
+    let ids: Vec<u64> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|u| id(&mut m, &format!("user {u} logged in")))
+        .collect();
+    assert_eq!(ids[3], ids[0]);
+    assert_eq!(m.pattern(ids[0]).unwrap().template, "user <*> logged in");
+    // an unseen word at the merged position finds the template via the index
+    assert_eq!(id(&mut m, "user zed logged in"), ids[0]);
+    assert_ne!(id(&mut m, "user zed logged out"), ids[0]);
+    // and a restored miner finds it too
+    let mut r = PatternMiner::restore(m.snapshot()).unwrap();
+    assert_eq!(id(&mut r, "user yan logged in"), ids[0]);
+}
