@@ -20,7 +20,8 @@ pub struct MatchResult<'a> {
     pub pattern_id: u64,
     /// The pattern's current template, `<*>` for variables.
     pub template: &'a str,
-    /// The line created a pattern never seen before (alert on new patterns).
+    /// The line created a pattern never seen before (alert on new patterns);
+    /// false when its new key was at once merged into an existing pattern.
     pub is_new: bool,
     /// Lines of this pattern so far.
     pub count: u64,
@@ -282,8 +283,10 @@ impl PatternMiner {
         let (id, is_new) = match found {
             Some(id) => (id, false),
             None => {
+                let fresh = self.next_id;
                 let id = self.create(self.masked.text.clone());
-                (id, true)
+                // a key that at once merged into an older pattern is not new
+                (id, id == fresh)
             }
         };
         if self.cache.len() >= self.cfg.max_cached_keys {

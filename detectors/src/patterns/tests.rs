@@ -118,7 +118,9 @@ fn one_position_merge_after_enough_distinct_words() {
     // three distinct words: still three patterns
     assert_eq!(ids.len(), 3);
     assert!(ids[0] != ids[1] && ids[1] != ids[2]);
-    let merged = id(&mut m, "removing service telnet from pool");
+    let r = m.observe("removing service telnet from pool", 0);
+    assert!(!r.is_new, "merged into an existing pattern");
+    let merged = r.pattern_id;
     assert_eq!(merged, ids[0], "the oldest id survives");
     assert_eq!(
         m.pattern(merged).unwrap().template,
