@@ -206,6 +206,14 @@ impl PatternMiner {
         }
     }
 
+    /// [`Self::observe`] for raw bytes: invalid UTF-8 is replaced by U+FFFD.
+    pub fn observe_bytes(&mut self, line: &[u8], ts: i64) -> MatchResult<'_> {
+        match String::from_utf8_lossy(line) {
+            std::borrow::Cow::Borrowed(s) => self.observe(s, ts),
+            std::borrow::Cow::Owned(s) => self.observe(&s, ts),
+        }
+    }
+
     /// The surviving id for `id` (itself if not merged), `None` if unknown or
     /// evicted.
     pub fn resolve(&self, id: u64) -> Option<u64> {
@@ -224,6 +232,20 @@ impl PatternMiner {
                 t.rate
                     .count(now, self.cfg.rate_bucket, self.cfg.rate_buckets)
             })
+    }
+
+    /// `(pattern id, lines in the rate window ending at now)` for every pattern
+    /// with lines in the window, busiest first (ties by id).
+    pub fn window_counts(&self, now: i64) -> Vec<(u64, u64)> {
+        let (b, n) = (self.cfg.rate_bucket, self.cfg.rate_buckets);
+        let mut v: Vec<(u64, u64)> = self
+            .templates
+            .values()
+            .map(|t| (t.id, t.rate.count(now, b, n)))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
     }
 
     pub fn pattern(&self, id: u64) -> Option<PatternInfo> {

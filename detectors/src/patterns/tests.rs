@@ -321,3 +321,32 @@ fn merge_at_second_token_relists_the_template() {
     let mut r = PatternMiner::restore(m.snapshot()).unwrap();
     assert_eq!(id(&mut r, "user yan logged in"), ids[0]);
 }
+
+#[test]
+fn bytes_and_window_counts() {
+    let mut m = PatternMiner::new(MinerConfig {
+        rate_bucket: 10,
+        rate_buckets: 2,
+        ..MinerConfig::default()
+    })
+    .unwrap();
+    let a = m
+        .observe_bytes(b"read 12 bytes from \xff\xfe", 0)
+        .pattern_id;
+    assert_eq!(
+        m.pattern(a).unwrap().template,
+        "read <*> bytes from \u{FFFD}\u{FFFD}"
+    );
+    assert_eq!(
+        m.observe_bytes(b"read 99 bytes from \xff\xfe", 5)
+            .pattern_id,
+        a
+    );
+    let b = m.observe("disk full", 15).pattern_id;
+    m.observe("disk full", 16);
+    m.observe("disk full", 17);
+    assert_eq!(m.window_counts(17), vec![(b, 3), (a, 2)]);
+    // at 25 the window holds buckets 1 and 2 only
+    assert_eq!(m.window_counts(25), vec![(b, 3)]);
+    assert!(m.window_counts(100).is_empty());
+}
