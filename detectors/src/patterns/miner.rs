@@ -371,6 +371,11 @@ impl PatternMiner {
         if n < self.cfg.merge_min_tokens.max(2) || n > MAX_MERGE_TOKENS {
             return;
         }
+        if self.diffs.len() + n > self.cfg.max_cached_keys {
+            // bounded like the key cache: start over (merges need fresh evidence)
+            self.diffs.clear();
+            self.stats.cache_resets += 1;
+        }
         for p in 1..n {
             let Some(t) = self.templates.get(&id) else {
                 return;
@@ -495,9 +500,6 @@ impl PatternMiner {
         // aliases to evicted ids resolve to nothing; drop them
         let templates = &self.templates;
         self.aliases.retain(|_, to| templates.contains_key(to));
-        if self.diffs.len() > self.cfg.max_cached_keys {
-            self.diffs.clear();
-        }
     }
 }
 

@@ -179,6 +179,7 @@ fn cap_and_eviction_keep_memory_bounded() {
         }
         assert!(m.len() <= 50);
         assert!(m.cache.len() <= 100);
+        assert!(m.diffs.len() <= 100);
     }
     assert!(metric(&m, "sightline_patterns_evicted_total") > 4000);
     assert!(metric(&m, "sightline_patterns_cache_resets_total") > 0);
@@ -349,4 +350,23 @@ fn bytes_and_window_counts() {
     // at 25 the window holds buckets 1 and 2 only
     assert_eq!(m.window_counts(25), vec![(b, 3)]);
     assert!(m.window_counts(100).is_empty());
+}
+
+#[test]
+fn merge_signatures_stay_bounded_without_evictions() {
+    let mut m = PatternMiner::new(MinerConfig {
+        max_cached_keys: 64,
+        ..MinerConfig::default()
+    })
+    .unwrap();
+    // 2000 distinct templates, all below the template cap: nothing is evicted
+    for i in 0..2000u32 {
+        let w: String = format!("{i:x}")
+            .chars()
+            .map(|c| (b'g' + c.to_digit(16).unwrap() as u8) as char)
+            .collect();
+        m.observe(&format!("job {w} finished in stage q{w} now"), 0);
+        assert!(m.diffs.len() <= 64, "{}", m.diffs.len());
+    }
+    assert_eq!(metric(&m, "sightline_patterns_evicted_total"), 0);
 }
