@@ -72,6 +72,15 @@ pub enum Kind {
     Counter,
 }
 
+/// Learning rate for `steps` regular intervals at once (exactly `alpha` for one step).
+pub(super) fn step_rate(alpha: f64, steps: f64) -> f64 {
+    if steps <= 1.0 {
+        alpha
+    } else {
+        1.0 - (1.0 - alpha).powf(steps)
+    }
+}
+
 /// Points looked at before deciding whether the series is a counter.
 const COUNTER_PROBE: u32 = 30;
 /// Points after which the seasonal profiles are sized from the observed interval.
@@ -283,8 +292,10 @@ impl AnomalyDetector {
                 } else {
                     steps = dt / st.interval;
                     let clamped = dt.clamp(st.interval / 4.0, st.interval * 4.0);
-                    st.interval =
-                        (st.interval.ln() + 0.05 * (clamped.ln() - st.interval.ln())).exp();
+                    if clamped != st.interval {
+                        // Geometric moving average: robust to the odd long gap.
+                        st.interval *= (clamped / st.interval).powf(0.05);
+                    }
                 }
             }
         }
@@ -413,7 +424,7 @@ impl AnomalyDetector {
             }
             p.learn(t, x, steps, &rates);
         }
-        let fa = 1.0 - (1.0 - cfg.fast_alpha).powf(steps);
+        let fa = step_rate(cfg.fast_alpha, steps);
         if st.fast.is_finite() {
             let lim = cfg.clip_sigmas * (st.fast_spread * 1.25).max(1e-12);
             let r = if st.n > 20 {

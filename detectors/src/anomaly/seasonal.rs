@@ -167,7 +167,7 @@ impl Profile {
         } else {
             resid
         };
-        let a = 1.0 - (1.0 - alpha).powf(steps.max(1.0));
+        let a = super::detector::step_rate(alpha, steps);
         let abs = r.abs();
         self.err += spread_alpha * (abs - self.err);
         self.sel_err += spread_alpha * 0.2 * (abs - self.sel_err);
