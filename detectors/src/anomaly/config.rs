@@ -46,6 +46,11 @@ pub struct AnomalyConfig {
     /// then score 0 (one incident, one alarm).
     pub alarm_score: f64,
     pub suppress_points: u32,
+    /// Outside suppression, an alarm also needs evidence of at least this fraction of
+    /// the strongest evidence of the recent past (a decayed maximum with half-life
+    /// `recent_half_life` points): a turbulent series alarms on news, not on repeats.
+    pub recent_ratio: f64,
+    pub recent_half_life: f64,
 }
 
 impl Default for AnomalyConfig {
@@ -68,6 +73,8 @@ impl Default for AnomalyConfig {
             half_score_evidence: 8.0,
             alarm_score: 0.5,
             suppress_points: 120,
+            recent_ratio: 0.8,
+            recent_half_life: 300.0,
         }
     }
 }
@@ -95,6 +102,7 @@ impl AnomalyConfig {
             ("gap_intervals", self.gap_intervals),
             ("band_sigmas", self.band_sigmas),
             ("half_score_evidence", self.half_score_evidence),
+            ("recent_half_life", self.recent_half_life),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -102,6 +110,7 @@ impl AnomalyConfig {
             }
         }
         let weights = [
+            ("recent_ratio", self.recent_ratio),
             ("weight_residual", self.weight_residual),
             ("weight_fast", self.weight_fast),
             ("weight_shift", self.weight_shift),

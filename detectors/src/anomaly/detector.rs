@@ -108,6 +108,8 @@ pub struct State {
     pub daily: Profile,
     pub weekly: Profile,
     pub since_alarm: u32,
+    /// Decayed maximum of recent evidence (see `recent_ratio`).
+    pub recent_max: f64,
 }
 
 impl State {
@@ -132,6 +134,7 @@ impl State {
             daily: Profile::seasonal(DAY),
             weekly: Profile::seasonal(WEEK),
             since_alarm: u32::MAX,
+            recent_max: 0.0,
         }
     }
 
@@ -165,16 +168,25 @@ impl State {
 pub struct AnomalyDetector {
     pub(super) cfg: AnomalyConfig,
     pub(super) st: State,
+    /// Per-point decay of `recent_max`, derived from the config.
+    #[serde(skip, default)]
+    pub(super) recent_decay: f64,
 }
 
 impl AnomalyDetector {
     /// A fresh detector. Fails if the configuration is invalid.
     pub fn new(cfg: AnomalyConfig) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self {
+        Ok(Self::assemble(cfg, State::new()))
+    }
+
+    pub(super) fn assemble(cfg: AnomalyConfig, st: State) -> Self {
+        let recent_decay = 0.5f64.powf(1.0 / cfg.recent_half_life);
+        Self {
             cfg,
-            st: State::new(),
-        })
+            st,
+            recent_decay,
+        }
     }
 
     pub fn config(&self) -> &AnomalyConfig {
@@ -384,9 +396,15 @@ impl AnomalyDetector {
         let h = cfg.half_score_evidence;
         let mut value = e / (e + h);
         let st = &mut self.st;
+        let recent = st.recent_max;
+        st.recent_max = e.max(st.recent_max * self.recent_decay);
         if st.since_alarm < cfg.suppress_points {
             // One incident, one alarm: stay quiet for a while after an alarm.
             st.since_alarm += 1;
+            score.suppressed = value >= cfg.alarm_score;
+            value = 0.0;
+        } else if e < cfg.recent_ratio * recent {
+            // Not news: the series produced stronger evidence very recently.
             score.suppressed = value >= cfg.alarm_score;
             value = 0.0;
         }

@@ -159,6 +159,7 @@ impl AnomalyDetector {
         e.profile(&st.daily);
         e.profile(&st.weekly);
         e.u32(st.since_alarm);
+        e.f64(st.recent_max);
         e.0
     }
 
@@ -201,6 +202,7 @@ impl AnomalyDetector {
         let daily = d.profile(MAX_DAILY_BINS)?;
         let weekly = d.profile(MAX_WEEKLY_BINS)?;
         let since_alarm = d.u32()?;
+        let recent_max = d.f64()?;
         if d.pos != bytes.len() {
             return Err(Error::BadSnapshot(format!(
                 "{} trailing bytes",
@@ -227,8 +229,9 @@ impl AnomalyDetector {
             daily,
             weekly,
             since_alarm,
+            recent_max,
         };
-        Ok(Self { cfg, st })
+        Ok(Self::assemble(cfg, st))
     }
 
     /// The detector (config and state) as JSON, for inspection or text storage.
@@ -257,6 +260,6 @@ impl AnomalyDetector {
                 ));
             }
         }
-        Ok(d)
+        Ok(Self::assemble(d.cfg, d.st))
     }
 }
