@@ -51,6 +51,12 @@ pub struct AnomalyConfig {
     /// `recent_half_life` points): a turbulent series alarms on news, not on repeats.
     pub recent_ratio: f64,
     pub recent_half_life: f64,
+    /// Routine events: when at least `routine_events` distinct events (evidence of at
+    /// least `routine_fraction` of the long-run maximum, half-life `routine_half_life`
+    /// points) happened, only evidence above that maximum raises an alarm.
+    pub routine_events: f64,
+    pub routine_fraction: f64,
+    pub routine_half_life: f64,
 }
 
 impl Default for AnomalyConfig {
@@ -75,6 +81,9 @@ impl Default for AnomalyConfig {
             suppress_points: 120,
             recent_ratio: 0.8,
             recent_half_life: 300.0,
+            routine_events: 12.0,
+            routine_fraction: 0.5,
+            routine_half_life: 3000.0,
         }
     }
 }
@@ -103,6 +112,9 @@ impl AnomalyConfig {
             ("band_sigmas", self.band_sigmas),
             ("half_score_evidence", self.half_score_evidence),
             ("recent_half_life", self.recent_half_life),
+            ("routine_events", self.routine_events),
+            ("routine_fraction", self.routine_fraction),
+            ("routine_half_life", self.routine_half_life),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {

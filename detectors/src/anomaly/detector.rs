@@ -110,6 +110,11 @@ pub struct State {
     pub since_alarm: u32,
     /// Decayed maximum of recent evidence (see `recent_ratio`).
     pub recent_max: f64,
+    /// Decayed maximum of evidence over the long run, the decayed count of distinct
+    /// events that came close to it, and whether the last point was such an event.
+    pub long_max: f64,
+    pub routine_events: f64,
+    pub was_high: bool,
 }
 
 impl State {
@@ -135,6 +140,9 @@ impl State {
             weekly: Profile::seasonal(WEEK),
             since_alarm: u32::MAX,
             recent_max: 0.0,
+            long_max: 0.0,
+            routine_events: 0.0,
+            was_high: false,
         }
     }
 
@@ -168,9 +176,11 @@ impl State {
 pub struct AnomalyDetector {
     pub(super) cfg: AnomalyConfig,
     pub(super) st: State,
-    /// Per-point decay of `recent_max`, derived from the config.
+    /// Per-point decays of `recent_max` and of the long-run memory, from the config.
     #[serde(skip, default)]
     pub(super) recent_decay: f64,
+    #[serde(skip, default)]
+    pub(super) long_decay: f64,
 }
 
 impl AnomalyDetector {
@@ -182,10 +192,12 @@ impl AnomalyDetector {
 
     pub(super) fn assemble(cfg: AnomalyConfig, st: State) -> Self {
         let recent_decay = 0.5f64.powf(1.0 / cfg.recent_half_life);
+        let long_decay = 0.5f64.powf(1.0 / cfg.routine_half_life);
         Self {
             cfg,
             st,
             recent_decay,
+            long_decay,
         }
     }
 
@@ -397,14 +409,24 @@ impl AnomalyDetector {
         let mut value = e / (e + h);
         let st = &mut self.st;
         let recent = st.recent_max;
+        let routine_max = st.long_max;
+        let routine = st.routine_events >= cfg.routine_events;
         st.recent_max = e.max(st.recent_max * self.recent_decay);
+        let high = e >= cfg.routine_fraction * st.long_max && e >= 0.5 * h;
+        st.routine_events *= self.long_decay;
+        if high && !st.was_high {
+            st.routine_events += 1.0;
+        }
+        st.was_high = high;
+        st.long_max = e.max(st.long_max * self.long_decay);
         if st.since_alarm < cfg.suppress_points {
             // One incident, one alarm: stay quiet for a while after an alarm.
             st.since_alarm += 1;
             score.suppressed = value >= cfg.alarm_score;
             value = 0.0;
-        } else if e < cfg.recent_ratio * recent {
-            // Not news: the series produced stronger evidence very recently.
+        } else if e < cfg.recent_ratio * recent || (routine && e < routine_max) {
+            // Not news: the series produced stronger evidence very recently, or
+            // events this strong are routine for it (a load balancer's bursts).
             score.suppressed = value >= cfg.alarm_score;
             value = 0.0;
         }

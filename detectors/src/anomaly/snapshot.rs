@@ -160,6 +160,9 @@ impl AnomalyDetector {
         e.profile(&st.weekly);
         e.u32(st.since_alarm);
         e.f64(st.recent_max);
+        e.f64(st.long_max);
+        e.f64(st.routine_events);
+        e.u8(st.was_high as u8);
         e.0
     }
 
@@ -203,6 +206,9 @@ impl AnomalyDetector {
         let weekly = d.profile(MAX_WEEKLY_BINS)?;
         let since_alarm = d.u32()?;
         let recent_max = d.f64()?;
+        let long_max = d.f64()?;
+        let routine_events = d.f64()?;
+        let was_high = d.u8()? != 0;
         if d.pos != bytes.len() {
             return Err(Error::BadSnapshot(format!(
                 "{} trailing bytes",
@@ -230,6 +236,9 @@ impl AnomalyDetector {
             weekly,
             since_alarm,
             recent_max,
+            long_max,
+            routine_events,
+            was_high,
         };
         Ok(Self::assemble(cfg, st))
     }
