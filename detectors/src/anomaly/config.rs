@@ -76,7 +76,7 @@ impl Default for AnomalyConfig {
             weight_fast: 0.0,
             weight_shift: 1.0,
             weight_variance: 0.0,
-            half_score_evidence: 8.0,
+            half_score_evidence: 8.5,
             alarm_score: 0.5,
             suppress_points: 120,
             recent_ratio: 0.8,

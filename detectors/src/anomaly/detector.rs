@@ -81,6 +81,9 @@ pub(super) fn step_rate(alpha: f64, steps: f64) -> f64 {
     }
 }
 
+/// Evidence below which a point is calm enough to re-choose the seasonal model.
+const CALM_SHIFT: f64 = 3.0;
+
 /// Points looked at before deciding whether the series is a counter.
 const COUNTER_PROBE: u32 = 30;
 /// Points after which the seasonal profiles are sized from the observed interval.
@@ -115,6 +118,8 @@ pub struct State {
     pub long_max: f64,
     pub routine_events: f64,
     pub was_high: bool,
+    /// Whether the last point's evidence was low (model choice is allowed).
+    pub calm: bool,
 }
 
 impl State {
@@ -143,6 +148,7 @@ impl State {
             long_max: 0.0,
             routine_events: 0.0,
             was_high: false,
+            calm: true,
         }
     }
 
@@ -299,6 +305,7 @@ impl AnomalyDetector {
         score.expected += base;
         score.band = (score.band.0 + base, score.band.1 + base);
         self.combine(&mut score);
+        self.st.calm = ev.shift.abs() < CALM_SHIFT && ev.residual.abs() < CALM_SHIFT;
         self.learn(t, x, steps, fast_resid, short_mean, short_var);
         score
     }
@@ -482,6 +489,10 @@ impl AnomalyDetector {
         st.magnitude += cfg.spread_alpha.max(1.0 / st.n as f64) * (x.abs() - st.magnitude);
         // Model selection: a seasonal profile is used once it clearly beats the level
         // alone, and kept until the level alone does better than it (hysteresis).
+        // Not while the point is unusual: the errors then describe an anomaly.
+        if !st.calm {
+            return;
+        }
         let gain = cfg.season_gain;
         let flat = st.flat.sel_err;
         let (daily, weekly) = (st.daily.sel_err, st.weekly.sel_err);

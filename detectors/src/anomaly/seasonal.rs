@@ -176,8 +176,19 @@ impl Profile {
         } else {
             let (i0, i1, w) = self.position(ts);
             self.level += a * r;
-            let g0 = gamma * (1.0 - w);
-            let g1 = gamma * w;
+            // A daily profile averages the first visits of a bin, then forgets at rate
+            // `gamma`; a weekly one (7x fewer visits per bin) learns at `gamma` from the
+            // start, so one odd week is not taken for a pattern.
+            let fast_start = self.period < 2.0 * DAY;
+            let rate = |v: u8| {
+                if fast_start {
+                    gamma.max(1.0 / (v as f64 + 1.0))
+                } else {
+                    gamma
+                }
+            };
+            let g0 = rate(self.visits[i0]) * (1.0 - w);
+            let g1 = rate(self.visits[i1]) * w;
             self.mean[i0] += (g0 * r) as f32;
             self.mean[i1] += (g1 * r) as f32;
             let s0 = self.spread[i0] as f64;

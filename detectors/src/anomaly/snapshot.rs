@@ -163,6 +163,7 @@ impl AnomalyDetector {
         e.f64(st.long_max);
         e.f64(st.routine_events);
         e.u8(st.was_high as u8);
+        e.u8(st.calm as u8);
         e.0
     }
 
@@ -209,6 +210,7 @@ impl AnomalyDetector {
         let long_max = d.f64()?;
         let routine_events = d.f64()?;
         let was_high = d.u8()? != 0;
+        let calm = d.u8()? != 0;
         if d.pos != bytes.len() {
             return Err(Error::BadSnapshot(format!(
                 "{} trailing bytes",
@@ -239,6 +241,7 @@ impl AnomalyDetector {
             long_max,
             routine_events,
             was_high,
+            calm,
         };
         Ok(Self::assemble(cfg, st))
     }
