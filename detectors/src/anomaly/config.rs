@@ -77,7 +77,7 @@ impl Default for AnomalyConfig {
             weight_shift: 1.1,
             weight_variance: 0.0,
             half_score_evidence: 8.5,
-            alarm_score: 0.5,
+            alarm_score: 0.47,
             suppress_points: 120,
             recent_ratio: 0.8,
             recent_half_life: 300.0,

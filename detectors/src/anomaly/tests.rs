@@ -17,6 +17,11 @@ fn noise(i: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64 - 0.5
 }
 
+/// The score at which the default config raises an alarm.
+fn alarm() -> f64 {
+    AnomalyConfig::default().alarm_score
+}
+
 fn detector() -> AnomalyDetector {
     AnomalyDetector::new(AnomalyConfig::default()).unwrap()
 }
@@ -35,7 +40,7 @@ fn alarms(scores: &[Score], from: usize) -> Vec<usize> {
         .iter()
         .enumerate()
         .skip(from)
-        .filter(|(_, s)| s.value >= 0.5)
+        .filter(|(_, s)| s.value >= alarm())
         .map(|(i, _)| i)
         .collect()
 }
@@ -176,7 +181,7 @@ fn gap_is_flagged_not_alarmed() {
     for i in 0..1200u64 {
         ts += if i == 800 { 6 * 3_600_000 } else { FIVE_MIN };
         let s = d.update(ts, 10.0 + noise(i));
-        assert!(s.value < 0.5, "alarm at {i}: {s:?}");
+        assert!(s.value < alarm(), "alarm at {i}: {s:?}");
         if i == 800 {
             gap_score = Some(s);
         }
@@ -192,7 +197,7 @@ fn irregular_intervals_are_tolerated() {
         ts +=
             60_000 + (noise(i + 99) + 0.5) as i64 * 1_000 + (noise(i + 7) * 120_000.0).abs() as i64;
         let s = d.update(ts, 20.0 + noise(i));
-        assert!(s.value < 0.5, "alarm at {i}: {s:?}");
+        assert!(s.value < alarm(), "alarm at {i}: {s:?}");
     }
 }
 
@@ -266,7 +271,7 @@ fn nan_does_not_poison_state() {
     assert_eq!(with_nan, run(clean));
     assert_eq!(d.invalid_points(), 45);
     assert_eq!(d.points(), 1500);
-    assert!(with_nan[1400].value >= 0.5, "{:?}", with_nan[1400]);
+    assert!(with_nan[1400].value >= alarm(), "{:?}", with_nan[1400]);
 }
 
 #[test]
