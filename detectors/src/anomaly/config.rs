@@ -16,6 +16,9 @@ pub struct AnomalyConfig {
     pub fast_alpha: f64,
     /// Learning rate (per regular step) of the slow level under the seasonal profile.
     pub slow_alpha: f64,
+    /// Learning rate (per regular step) of the level under a seasonal profile (the
+    /// profile carries the shape, so its level can move slower).
+    pub seasonal_level_alpha: f64,
     /// Learning rate of a seasonal profile bin each time its phase is visited.
     pub season_gamma: f64,
     /// Learning rate of the long-run residual spreads.
@@ -65,6 +68,7 @@ impl Default for AnomalyConfig {
             warmup_points: 150,
             fast_alpha: 0.3,
             slow_alpha: 0.02,
+            seasonal_level_alpha: 0.01,
             season_gamma: 0.15,
             spread_alpha: 0.03,
             short_alpha: 0.2,
@@ -96,6 +100,7 @@ impl AnomalyConfig {
             ("fast_alpha", self.fast_alpha),
             ("slow_alpha", self.slow_alpha),
             ("season_gamma", self.season_gamma),
+            ("seasonal_level_alpha", self.seasonal_level_alpha),
             ("spread_alpha", self.spread_alpha),
             ("short_alpha", self.short_alpha),
             ("season_gain", self.season_gain),

@@ -469,7 +469,20 @@ impl AnomalyDetector {
             if p.period != 0.0 && p.mean.is_empty() {
                 continue; // not sized yet, or disabled (sampling too coarse)
             }
-            p.learn(t, x, steps, &rates);
+            let level_alpha = if p.period > 0.0 {
+                cfg.seasonal_level_alpha
+            } else {
+                cfg.slow_alpha
+            };
+            p.learn(
+                t,
+                x,
+                steps,
+                &Rates {
+                    alpha: level_alpha,
+                    ..rates
+                },
+            );
         }
         let fa = step_rate(cfg.fast_alpha, steps);
         if st.fast.is_finite() {
