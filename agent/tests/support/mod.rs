@@ -1,0 +1,113 @@
+//! A real OTLP/gRPC MetricsService on 127.0.0.1:0 that records what it receives and
+//! answers from a script (e.g. `Unavailable` twice, then OK).
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use sightline_proto::otlp::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub request: ExportMetricsServiceRequest,
+    pub authorization: Option<String>,
+    pub tenant: Option<String>,
+    pub encoding: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    received: Vec<Received>,
+    script: VecDeque<Result<ExportMetricsServiceResponse, Status>>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeCollector {
+    state: Arc<Mutex<State>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for FakeCollector {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let header = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let received = Received {
+            authorization: header("authorization"),
+            tenant: header("x-scope-orgid"),
+            encoding: header("grpc-encoding"),
+            request: request.get_ref().clone(),
+        };
+        let mut state = self.state.lock().unwrap();
+        state.received.push(received);
+        match state.script.pop_front() {
+            Some(answer) => answer.map(Response::new),
+            None => Ok(Response::new(ExportMetricsServiceResponse::default())),
+        }
+    }
+}
+
+impl FakeCollector {
+    /// Queue the next answers; once the script is empty every request gets OK.
+    pub fn answer(
+        &self,
+        answers: impl IntoIterator<Item = Result<ExportMetricsServiceResponse, Status>>,
+    ) {
+        self.state.lock().unwrap().script.extend(answers);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Serve on 127.0.0.1:0 (zstd and gzip accepted); returns the `http://` endpoint.
+    pub async fn start(&self) -> (String, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = MetricsServiceServer::new(self.clone())
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip);
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        (format!("http://{addr}"), addr)
+    }
+}
+
+/// Number of data points in a request.
+pub fn points(request: &ExportMetricsServiceRequest) -> usize {
+    use sightline_proto::otlp::metrics::v1::metric::Data;
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            _ => 0,
+        })
+        .sum()
+}
