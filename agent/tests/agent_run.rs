@@ -2,6 +2,9 @@
 //! and `/-/ready` on port 0 with the listen file, and a clean shutdown with a final flush.
 //! Also the real binary: SIGTERM exit code and the `validate` subcommand.
 
+// Test helpers outside #[test] fns: panicking on setup failure is the point.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::SocketAddr;

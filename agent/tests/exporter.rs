@@ -2,6 +2,9 @@
 //! retryable statuses, never on permanent ones, compression negotiated, auth and tenant
 //! metadata delivered, partial success counted.
 
+// Test helpers outside #[test] fns: panicking on setup failure is the point.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! A real OTLP/gRPC MetricsService on 127.0.0.1:0 that records what it receives and
 //! answers from a script (e.g. `Unavailable` twice, then OK).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
