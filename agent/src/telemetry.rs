@@ -34,6 +34,8 @@ pub mod outcome {
     pub const PARTIAL_SUCCESS: &str = "partial_success";
     pub const RETRYABLE_ERROR: &str = "retryable_error";
     pub const PERMANENT_ERROR: &str = "permanent_error";
+    /// The collector cannot decode our compression; the exporter switched to another.
+    pub const COMPRESSION_UNSUPPORTED: &str = "compression_unsupported";
 }
 
 /// Reason label values of `sightline_agent_dropped_points_total`.

@@ -320,3 +320,165 @@ async fn shutdown_deadline_stops_retrying() {
         }
     );
 }
+
+#[tokio::test]
+async fn falls_back_to_a_compression_the_server_accepts() {
+    use tonic::codec::CompressionEncoding;
+    for (accepts, want) in [
+        (
+            vec![CompressionEncoding::Gzip],
+            (Compression::Gzip, Some("gzip")),
+        ),
+        (vec![], (Compression::None, None)),
+    ] {
+        let server = FakeCollector::default();
+        let (endpoint, _) = server.start_accepting(&accepts).await;
+        let mut h = harness(&config(&endpoint, Compression::Zstd));
+        assert_eq!(
+            h.exporter.export(&batch()).await,
+            ExportOutcome::Sent {
+                retries: 0,
+                rejected: 0
+            }
+        );
+        assert_eq!(h.exporter.compression(), want.0);
+        let received = server.received();
+        assert_eq!(
+            received.len(),
+            1,
+            "the undecodable request never reaches the handler"
+        );
+        assert_eq!(received[0].encoding.as_deref(), want.1);
+        assert_eq!(
+            h.telemetry
+                .export_requests_with(outcome::COMPRESSION_UNSUPPORTED),
+            1
+        );
+        // The next export uses the negotiated compression directly.
+        h.exporter.export(&batch()).await;
+        assert_eq!(
+            h.telemetry
+                .export_requests_with(outcome::COMPRESSION_UNSUPPORTED),
+            1
+        );
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with the openssl CLI.
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl CLI is needed for the TLS test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=sightline test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"],
+        &ec[..],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[tokio::test]
+async fn exports_over_tls_with_a_custom_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let server = FakeCollector::default();
+    let (endpoint, _) = server
+        .start_tls(
+            std::fs::read(dir.path().join("server.pem")).unwrap(),
+            std::fs::read(dir.path().join("server.key")).unwrap(),
+        )
+        .await;
+    let mut cfg = config(&endpoint, Compression::Zstd);
+    cfg.tls_ca = Some(dir.path().join("ca.pem"));
+    let mut h = harness(&cfg);
+    assert_eq!(
+        h.exporter.export(&batch()).await,
+        ExportOutcome::Sent {
+            retries: 0,
+            rejected: 0
+        }
+    );
+    assert_eq!(
+        server.received()[0].authorization.as_deref(),
+        Some("Bearer s3cret")
+    );
+
+    // A CA that did not sign the server certificate: the handshake fails (retryable).
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    cfg.tls_ca = Some(other.path().join("ca.pem"));
+    cfg.retry.max_elapsed = Duration::from_millis(150);
+    let mut h = harness(&cfg);
+    let outcome = h.exporter.export(&batch()).await;
+    assert!(
+        matches!(
+            outcome,
+            ExportOutcome::GaveUp {
+                code: Code::Unavailable,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(server.received().len(), 1);
+}

@@ -4,7 +4,9 @@
 //! (`authorization: Bearer ...`) and tenant (`x-scope-orgid`), and retries per
 //! [`retry`]: retryable statuses wait (computed backoff or the server's `RetryInfo`) on the
 //! injected [`Clock`] until `max_elapsed` or the shutdown deadline; permanent statuses drop
-//! the batch at once. Every attempt and every dropped point is counted in [`Telemetry`];
+//! the batch at once. Compression is negotiated the gRPC way: a server that cannot decode
+//! zstd answers `UNIMPLEMENTED` with `grpc-accept-encoding`, and the exporter steps down
+//! to gzip or none (logged once, counted). Every attempt and every dropped point is counted in [`Telemetry`];
 //! each distinct permanent status code and the first partial success are logged at warn,
 //! repeats at debug.
 
@@ -57,6 +59,14 @@ impl Compression {
     }
 }
 
+fn encoding_name(e: CompressionEncoding) -> &'static str {
+    match e {
+        CompressionEncoding::Gzip => "gzip",
+        CompressionEncoding::Zstd => "zstd",
+        _ => "other",
+    }
+}
+
 /// Where and how to export.
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
@@ -93,7 +103,10 @@ pub enum ExportOutcome {
 
 /// The OTLP/gRPC metrics exporter.
 pub struct Exporter {
+    /// Client without request compression; [`Self::compression`] is applied per call.
     client: MetricsServiceClient<Channel>,
+    /// Current request compression; lowered when the server does not support it.
+    compression: Compression,
     authorization: Option<AsciiMetadataValue>,
     tenant: Option<AsciiMetadataValue>,
     timeout: Duration,
@@ -157,13 +170,10 @@ impl Exporter {
         telemetry: Arc<Telemetry>,
         deadline: watch::Receiver<Option<SystemTime>>,
     ) -> Result<Self> {
-        let mut client = MetricsServiceClient::new(channel(cfg)?)
+        let client = MetricsServiceClient::new(channel(cfg)?)
             .max_encoding_message_size(64 << 20)
             .accept_compressed(CompressionEncoding::Zstd)
             .accept_compressed(CompressionEncoding::Gzip);
-        if let Some(enc) = cfg.compression.encoding() {
-            client = client.send_compressed(enc);
-        }
         let mut problems = Vec::new();
         let authorization = cfg
             .token
@@ -188,6 +198,7 @@ impl Exporter {
         }
         Ok(Self {
             client,
+            compression: cfg.compression,
             authorization,
             tenant,
             timeout: cfg.timeout,
@@ -199,6 +210,38 @@ impl Exporter {
             logged_partial: false,
             seed: rand::random(),
         })
+    }
+
+    /// gRPC compression negotiation: a server that cannot decode the request answers
+    /// `UNIMPLEMENTED` with the encodings it accepts in `grpc-accept-encoding`. Pick the
+    /// best of those (zstd > gzip > none) below the current one.
+    fn compression_fallback(&self, status: &tonic::Status) -> Option<Compression> {
+        if status.code() != tonic::Code::Unimplemented || self.compression == Compression::None {
+            return None;
+        }
+        let accepted = status
+            .metadata()
+            .get("grpc-accept-encoding")?
+            .to_str()
+            .ok()?;
+        let accepted: Vec<&str> = accepted.split(',').map(str::trim).collect();
+        let lower: &[Compression] = match self.compression {
+            Compression::Zstd => &[Compression::Gzip],
+            _ => &[],
+        };
+        lower
+            .iter()
+            .copied()
+            .find(|c| {
+                c.encoding()
+                    .is_some_and(|e| accepted.contains(&encoding_name(e)))
+            })
+            .or(Some(Compression::None))
+    }
+
+    /// The compression currently used for requests.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     fn request(
@@ -226,7 +269,11 @@ impl Exporter {
         let mut backoff = Backoff::new(self.retry.clone(), self.seed);
         let mut retries = 0u32;
         loop {
-            let result = self.client.export(self.request(batch)).await;
+            let mut client = self.client.clone();
+            if let Some(enc) = self.compression.encoding() {
+                client = client.send_compressed(enc);
+            }
+            let result = client.export(self.request(batch)).await;
             let status = match result {
                 Ok(response) => {
                     let partial = response.into_inner().partial_success;
@@ -258,6 +305,13 @@ impl Exporter {
                 Err(status) => status,
             };
             let code = status.code();
+            if let Some(fallback) = self.compression_fallback(&status) {
+                tracing::warn!(from = ?self.compression, to = ?fallback, "collector does not accept this compression, switching");
+                self.compression = fallback;
+                self.telemetry
+                    .export_request(outcome::COMPRESSION_UNSUPPORTED);
+                continue;
+            }
             let server_delay = match retry::classify(&status) {
                 Disposition::Permanent => {
                     self.telemetry.export_request(outcome::PERMANENT_ERROR);

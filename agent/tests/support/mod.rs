@@ -80,11 +80,39 @@ impl FakeCollector {
 
     /// Serve on 127.0.0.1:0 (zstd and gzip accepted); returns the `http://` endpoint.
     pub async fn start(&self) -> (String, SocketAddr) {
+        self.start_accepting(&[CompressionEncoding::Zstd, CompressionEncoding::Gzip])
+            .await
+    }
+
+    /// Serve over TLS with the given PEM certificate chain and key; returns the
+    /// `https://127.0.0.1:PORT` endpoint.
+    pub async fn start_tls(&self, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> (String, SocketAddr) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = MetricsServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Zstd)
             .accept_compressed(CompressionEncoding::Gzip);
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));
+        let mut builder = tonic::transport::Server::builder().tls_config(tls).unwrap();
+        tokio::spawn(async move {
+            builder
+                .add_service(service)
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        (format!("https://{addr}"), addr)
+    }
+
+    /// Serve accepting only the given request compressions.
+    pub async fn start_accepting(&self, encodings: &[CompressionEncoding]) -> (String, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut service = MetricsServiceServer::new(self.clone());
+        for e in encodings {
+            service = service.accept_compressed(*e);
+        }
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
