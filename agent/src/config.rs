@@ -508,6 +508,19 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_valid() {
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/agent.example.yaml"));
+        let c = resolve(&RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.exporter.endpoint, "http://127.0.0.1:4317");
+        assert_eq!(c.exporter.retry.max_elapsed, Duration::from_secs(300));
+        assert_eq!(c.max_request_bytes, 4_000_000);
+    }
+
+    #[test]
     fn cli_contract() {
         let cli = Cli::try_parse_from([
             "sightline-agent",
