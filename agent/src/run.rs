@@ -56,6 +56,14 @@ pub async fn run(
         })
         .await?;
 
+    if let Some(path) = &cfg.listen_file {
+        if let Err(e) = http_server::write_listen_file(path, http_addr) {
+            let _ = http_stop_tx.send(());
+            let _ = http_task.await;
+            return Err(e);
+        }
+    }
+
     let in_flight = Arc::new(AtomicU64::new(0));
     let shipper = {
         let queue = queue.clone();
@@ -80,9 +88,6 @@ pub async fn run(
         collect_stop_rx,
     ));
 
-    if let Some(path) = &cfg.listen_file {
-        http_server::write_listen_file(path, http_addr)?;
-    }
     ready.store(true, Ordering::Release);
     tracing::info!(
         endpoint = %cfg.exporter.endpoint,

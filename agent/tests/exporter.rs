@@ -364,92 +364,25 @@ async fn falls_back_to_a_compression_the_server_accepts() {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1, made with the openssl CLI.
-fn make_certs(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("the openssl CLI is needed for the TLS test");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"],
-        &ec[..],
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=sightline test CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"],
-        &ec[..],
-        &[
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-    ]);
+/// Test PKI in `tests/tls/`: `a/` is a CA with a server certificate for 127.0.0.1 and
+/// localhost, `b/` an unrelated CA. Valid 2000–2100; made with `openssl ca`.
+fn tls_dir(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tls")
+        .join(name)
 }
 
 #[tokio::test]
 async fn exports_over_tls_with_a_custom_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
     let server = FakeCollector::default();
     let (endpoint, _) = server
         .start_tls(
-            std::fs::read(dir.path().join("server.pem")).unwrap(),
-            std::fs::read(dir.path().join("server.key")).unwrap(),
+            std::fs::read(tls_dir("a").join("server.pem")).unwrap(),
+            std::fs::read(tls_dir("a").join("server.key")).unwrap(),
         )
         .await;
     let mut cfg = config(&endpoint, Compression::Zstd);
-    cfg.tls_ca = Some(dir.path().join("ca.pem"));
+    cfg.tls_ca = Some(tls_dir("a").join("ca.pem"));
     let mut h = harness(&cfg);
     assert_eq!(
         h.exporter.export(&batch()).await,
@@ -464,9 +397,7 @@ async fn exports_over_tls_with_a_custom_ca() {
     );
 
     // A CA that did not sign the server certificate: the handshake fails (retryable).
-    let other = tempfile::tempdir().unwrap();
-    make_certs(other.path());
-    cfg.tls_ca = Some(other.path().join("ca.pem"));
+    cfg.tls_ca = Some(tls_dir("b").join("ca.pem"));
     cfg.retry.max_elapsed = Duration::from_millis(150);
     let mut h = harness(&cfg);
     let outcome = h.exporter.export(&batch()).await;
