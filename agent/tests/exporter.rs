@@ -413,3 +413,44 @@ async fn exports_over_tls_with_a_custom_ca() {
     );
     assert_eq!(server.received().len(), 1);
 }
+
+#[tokio::test]
+async fn shutdown_wakes_a_waiting_retry() {
+    let server = FakeCollector::default();
+    let (endpoint, _) = server.start().await;
+    server.answer((0..100).map(|_| Err(Status::unavailable("down"))));
+    let mut cfg = config(&endpoint, Compression::Zstd);
+    cfg.retry.initial_backoff = Duration::from_secs(600);
+    cfg.retry.max_backoff = Duration::from_secs(600);
+    cfg.retry.max_elapsed = Duration::from_secs(3_600);
+    let telemetry = Arc::new(Telemetry::new());
+    let (tx, rx) = watch::channel(None);
+    let clock = Arc::new(sightline_agent::clock::SystemClock);
+    let mut exporter = Exporter::new(&cfg, clock, telemetry.clone(), rx).unwrap();
+    let task = tokio::spawn(async move { exporter.export(&batch()).await });
+    // Let the first attempt fail and the 600s wait begin.
+    for _ in 0..100 {
+        if telemetry.export_retries.get() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(telemetry.export_retries.get(), 1);
+    tx.send(Some(
+        std::time::SystemTime::now() + Duration::from_millis(50),
+    ))
+    .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("a shutdown deadline must end the 600s wait")
+        .unwrap();
+    // One more attempt right after the wake-up, then the next wait passes the deadline.
+    assert_eq!(
+        outcome,
+        ExportOutcome::GaveUp {
+            code: Code::Unavailable,
+            retries: 1
+        }
+    );
+    assert_eq!(server.received().len(), 2);
+}

@@ -117,6 +117,8 @@ pub struct Exporter {
     deadline: watch::Receiver<Option<SystemTime>>,
     logged_codes: HashSet<tonic::Code>,
     logged_partial: bool,
+    /// A give-up was logged at warn; reset by the next successful export.
+    outage_logged: bool,
     seed: u64,
 }
 
@@ -208,6 +210,7 @@ impl Exporter {
             deadline,
             logged_codes: HashSet::new(),
             logged_partial: false,
+            outage_logged: false,
             seed: rand::random(),
         })
     }
@@ -276,6 +279,10 @@ impl Exporter {
             let result = client.export(self.request(batch)).await;
             let status = match result {
                 Ok(response) => {
+                    if self.outage_logged {
+                        self.outage_logged = false;
+                        tracing::info!(retries, "export succeeded again");
+                    }
                     let partial = response.into_inner().partial_success;
                     let rejected = partial
                         .as_ref()
@@ -331,18 +338,25 @@ impl Exporter {
             let now = self.clock.now();
             let elapsed = now.duration_since(started).unwrap_or_default();
             let past_budget = elapsed + delay > self.retry.max_elapsed;
-            let past_deadline = (*self.deadline.borrow()).is_some_and(|d| now + delay > d);
+            // Marks the current value seen, so `changed()` below fires only on a new one.
+            let past_deadline =
+                (*self.deadline.borrow_and_update()).is_some_and(|d| now + delay > d);
             if past_budget || past_deadline {
                 self.telemetry
                     .dropped(reason::RETRIES_EXHAUSTED, batch.points as u64);
-                tracing::warn!(
-                    ?code,
-                    message = status.message(),
-                    retries,
-                    ?elapsed,
-                    points = batch.points,
-                    "export still failing, batch dropped"
-                );
+                if self.outage_logged {
+                    tracing::debug!(
+                        ?code,
+                        message = status.message(),
+                        retries,
+                        ?elapsed,
+                        points = batch.points,
+                        "export still failing, batch dropped"
+                    );
+                } else {
+                    self.outage_logged = true;
+                    tracing::warn!(?code, message = status.message(), retries, ?elapsed, points = batch.points, "export still failing, batch dropped; further drops logged at debug until an export succeeds");
+                }
                 return ExportOutcome::GaveUp { code, retries };
             }
             tracing::debug!(
@@ -353,11 +367,10 @@ impl Exporter {
             );
             retries += 1;
             self.telemetry.export_retries.inc();
-            let mut deadline = self.deadline.clone();
             tokio::select! {
                 _ = self.clock.sleep(delay) => {}
                 // A shutdown mid-wait re-checks the deadline at once.
-                Ok(()) = deadline.changed() => {}
+                Ok(()) = self.deadline.changed() => {}
             }
         }
     }
