@@ -1,4 +1,4 @@
-//! Filesystems from the mount table (`<proc_root>/self/mounts`) and `statvfs(2)`:
+//! Filesystems from the mount table (`<proc_root>/1/mounts`, else `self/mounts`) and `statvfs(2)`:
 //! `system.filesystem.usage{device,mountpoint,type,mode,state=used|free|reserved}`,
 //! `system.filesystem.inodes.usage{...,state=used|free}` and
 //! `system.filesystem.utilization` (used / (used + free), as `df` computes it).

@@ -2,8 +2,12 @@
 //!
 //! [`HostCollector::collect`] reads, in order: `<proc_root>/stat` (CPU, boot time),
 //! `<sys_root>/devices/system/cpu/cpuN/cpufreq` (frequency, when present),
-//! `<proc_root>/meminfo`, `<proc_root>/loadavg`, `<proc_root>/self/mounts` + `statvfs`,
-//! `<proc_root>/diskstats`, `<proc_root>/net/dev` and the agent's own `/proc/self/stat`.
+//! `<proc_root>/meminfo`, `<proc_root>/loadavg`, the mount table + `statvfs`,
+//! `<proc_root>/diskstats`, the interface table and the agent's own `/proc/self/stat`.
+//! The mount and interface tables are read from PID 1 (`<proc_root>/1/mounts`,
+//! `<proc_root>/1/net/dev`, as node_exporter does), which with the host's `/proc` mounted
+//! is the host's init: its mount and network namespaces are the node's, whatever the
+//! agent's own are. If PID 1's files cannot be read, `<proc_root>/self/...` is used.
 //! Each source fails on its own: its error is returned next to the metrics of the other
 //! sources, so one unreadable file never stops a collection. Parsers are pure functions of
 //! the file text, tested against real contents in [`fixtures`].
@@ -148,7 +152,7 @@ impl HostCollector {
         if let Some(ifs) = read_parsed(
             &mut errors,
             "network",
-            proc_root.join("net/dev"),
+            self.pid1_or_self("net/dev"),
             network::parse_net_dev,
         ) {
             network::push_metrics(&mut set, &ifs, start);
@@ -178,8 +182,18 @@ impl HostCollector {
         }
     }
 
+    /// `<proc_root>/1/<rel>` if readable, else `<proc_root>/self/<rel>`.
+    fn pid1_or_self(&self, rel: &str) -> PathBuf {
+        let pid1 = self.opts.proc_root.join("1").join(rel);
+        if std::fs::File::open(&pid1).is_ok() {
+            pid1
+        } else {
+            self.opts.proc_root.join("self").join(rel)
+        }
+    }
+
     fn collect_filesystems(&self, set: &mut MetricSet, errors: &mut Vec<SourceError>, start: u64) {
-        let path = self.opts.proc_root.join("self/mounts");
+        let path = self.pid1_or_self("mounts");
         let include_tmpfs = self.opts.include_tmpfs;
         let Some(mounts) = read_parsed(errors, "filesystem", path, |t| {
             Ok::<_, String>(filesystem::parse_mounts(t, include_tmpfs))
@@ -256,7 +270,7 @@ mod tests {
             "/dev/vda / ext4 rw,relatime 0 0\nproc /proc proc rw 0 0\n",
         );
         write(&proc_root, "diskstats", DISKSTATS);
-        write(&proc_root, "net/dev", NET_DEV);
+        write(&proc_root, "self/net/dev", NET_DEV);
         write(&proc_root, "1234/stat", SELF_STAT);
         let sys_root = dir.path().join("sys");
         write(
@@ -323,6 +337,22 @@ mod tests {
             1_795_446_796_000_000_000
         );
         assert_eq!(cpu.data_points[0].time_unix_nano, 1_800_000_010_000_000_000);
+    }
+
+    #[test]
+    fn mount_and_interface_tables_prefer_pid_1() {
+        let (_dir, opts) = fake_roots();
+        write(&opts.proc_root, "1/mounts", "/dev/vda / ext4 ro 0 0\n");
+        write(
+            &opts.proc_root,
+            "1/net/dev",
+            "Inter-|\n face |\n  ens5: 1 2 3 4 0 0 0 0 5 6 7 8 0 0 0 0\n",
+        );
+        let c = HostCollector::new(opts, UNIX_EPOCH).collect(UNIX_EPOCH);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let debug = format!("{:?}", c.metrics.metrics());
+        assert!(debug.contains("ens5") && !debug.contains("eth0"));
+        assert!(debug.contains("\"ro\""), "mode from 1/mounts");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Network interface counters from `<proc_root>/net/dev` (the agent's network namespace;
-//! run with host networking to see the node's interfaces):
+//! Network interface counters from `<proc_root>/1/net/dev` (else `<proc_root>/self/net/dev`);
+//! with the host's `/proc` mounted that is the node's network namespace:
 //! `system.network.io{device,direction=receive|transmit}` (By), `system.network.packets`,
 //! `system.network.errors`, `system.network.dropped`. Loopback is kept (`device="lo"`).
 
