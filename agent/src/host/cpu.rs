@@ -1,4 +1,5 @@
-//! CPU time from `/proc/stat` (`system.cpu.time{cpu,state}`, `system.cpu.logical.count`),
+//! CPU time from `/proc/stat` (`system.cpu.time{cpu,state}`, `system.cpu.logical.count`,
+//! and the process counts `system.processes.count{status}`, `system.processes.created`),
 //! plus the boot time (`btime`) that anchors every kernel counter's start time, and the
 //! optional current frequency from `/sys/devices/system/cpu/cpuN/cpufreq`.
 
@@ -13,6 +14,16 @@ pub const CPU_LOGICAL_COUNT: MetricSpec = MetricSpec::updown(
     "system.cpu.logical.count",
     "{cpu}",
     "Number of logical CPUs online.",
+);
+pub const PROCESSES_COUNT: MetricSpec = MetricSpec::updown(
+    "system.processes.count",
+    "{process}",
+    "Processes by status (running = runnable, blocked = waiting for I/O).",
+);
+pub const PROCESSES_CREATED: MetricSpec = MetricSpec::counter(
+    "system.processes.created",
+    "{process}",
+    "Processes and threads created since boot.",
 );
 pub const CPU_FREQUENCY: MetricSpec = MetricSpec::gauge(
     "system.cpu.frequency",
@@ -35,6 +46,11 @@ pub struct ProcStat {
     pub cpus: Vec<CpuTimes>,
     /// Boot time, seconds since the Unix epoch.
     pub boot_time_secs: Option<u64>,
+    /// Processes (threads) forked since boot (`processes`).
+    pub processes_created: Option<u64>,
+    /// Runnable (`procs_running`) and blocked on I/O (`procs_blocked`).
+    pub procs_running: Option<u64>,
+    pub procs_blocked: Option<u64>,
 }
 
 const STATES: [&str; 8] = [
@@ -52,6 +68,7 @@ const STATES: [&str; 8] = [
 pub fn parse_proc_stat(text: &str) -> Result<ProcStat, String> {
     let mut cpus = Vec::new();
     let mut boot_time_secs = None;
+    let (mut processes_created, mut procs_running, mut procs_blocked) = (None, None, None);
     for (lineno, line) in text.lines().enumerate() {
         let mut fields = line.split_ascii_whitespace();
         let Some(key) = fields.next() else { continue };
@@ -61,6 +78,13 @@ pub fn parse_proc_stat(text: &str) -> Result<ProcStat, String> {
                 v.parse()
                     .map_err(|_| format!("line {}: bad btime {v:?}", lineno + 1))?,
             );
+        } else if let Some(slot) = match key {
+            "processes" => Some(&mut processes_created),
+            "procs_running" => Some(&mut procs_running),
+            "procs_blocked" => Some(&mut procs_blocked),
+            _ => None,
+        } {
+            *slot = fields.next().and_then(|v| v.parse().ok());
         } else if let Some(index) = key.strip_prefix("cpu") {
             if index.is_empty() {
                 continue;
@@ -87,6 +111,9 @@ pub fn parse_proc_stat(text: &str) -> Result<ProcStat, String> {
     Ok(ProcStat {
         cpus,
         boot_time_secs,
+        processes_created,
+        procs_running,
+        procs_blocked,
     })
 }
 
@@ -103,6 +130,15 @@ pub fn push_metrics(set: &mut MetricSet, stat: &ProcStat, ticks_per_second: f64,
         }
     }
     set.push(&CPU_LOGICAL_COUNT, start, &[], stat.cpus.len() as u64);
+    if let Some(n) = stat.procs_running {
+        set.push(&PROCESSES_COUNT, start, &[("status", "running")], n);
+    }
+    if let Some(n) = stat.procs_blocked {
+        set.push(&PROCESSES_COUNT, start, &[("status", "blocked")], n);
+    }
+    if let Some(n) = stat.processes_created {
+        set.push(&PROCESSES_CREATED, start, &[], n);
+    }
 }
 
 /// Parse `scaling_cur_freq` (kHz) into Hz.
@@ -120,6 +156,8 @@ mod tests {
     fn parses_per_cpu_ticks_and_boot_time() {
         let stat = parse_proc_stat(PROC_STAT).unwrap();
         assert_eq!(stat.boot_time_secs, Some(1_795_446_796));
+        assert_eq!(stat.processes_created, Some(11_890));
+        assert_eq!((stat.procs_running, stat.procs_blocked), (Some(4), Some(0)));
         assert_eq!(stat.cpus.len(), 2);
         assert_eq!(stat.cpus[1].cpu, "cpu1");
         assert_eq!(
@@ -145,6 +183,9 @@ mod tests {
         let metrics = set.into_metrics();
         assert_eq!(point_count(&metrics[0]), 16);
         assert_eq!(metrics[1].name, "system.cpu.logical.count");
+        assert_eq!(metrics[2].name, "system.processes.count");
+        assert_eq!(point_count(&metrics[2]), 2);
+        assert_eq!(metrics[3].name, "system.processes.created");
         let Some(sightline_proto::otlp::metrics::v1::metric::Data::Sum(sum)) = &metrics[0].data
         else {
             panic!("cpu time must be a sum")

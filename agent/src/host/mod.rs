@@ -304,6 +304,8 @@ mod tests {
         for want in [
             "system.cpu.time",
             "system.cpu.logical.count",
+            "system.processes.count",
+            "system.processes.created",
             "system.cpu.frequency",
             "system.memory.usage",
             "system.memory.limit",
