@@ -106,11 +106,11 @@ pub async fn run(
     let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
     // The exporter stops retrying at the deadline; the extra second covers a last attempt.
     let mut dropped_at_shutdown = 0;
-    match tokio::time::timeout(cfg.shutdown_timeout + Duration::from_secs(1), shipper).await {
-        Ok(_) => {}
-        Err(_) => {
-            dropped_at_shutdown += in_flight.load(Ordering::Acquire);
-        }
+    let mut shipper = shipper;
+    let bound = cfg.shutdown_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(bound, &mut shipper).await.is_err() {
+        shipper.abort();
+        dropped_at_shutdown += in_flight.load(Ordering::Acquire);
     }
     dropped_at_shutdown += queue.drain().iter().map(|b| b.points as u64).sum::<u64>();
     if dropped_at_shutdown > 0 {

@@ -141,6 +141,8 @@ fn channel(cfg: &ExporterConfig) -> Result<Channel> {
     let mut endpoint = Endpoint::from_shared(cfg.endpoint.clone())
         .map_err(|e| Error::Transport(format!("endpoint {:?}: {e}", cfg.endpoint)))?
         .connect_timeout(Duration::from_secs(10))
+        // Client-side bound on each attempt (grpc-timeout alone relies on the server).
+        .timeout(cfg.timeout)
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .user_agent(concat!("sightline-agent/", env!("CARGO_PKG_VERSION")))
         .map_err(|e| Error::Transport(e.to_string()))?;
