@@ -145,6 +145,57 @@ async fn collects_ships_serves_and_flushes_on_shutdown() {
     assert_eq!(summary.exported_points, sent as u64);
 }
 
+#[tokio::test]
+async fn shutdown_is_bounded_when_the_collector_hangs() {
+    let server = FakeCollector::default();
+    let (endpoint, _) = server.start().await;
+    server.hang();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        "interval: 100ms\nexport:\n  timeout: 60s\n  shutdown_timeout: 1s\n",
+    )
+    .unwrap();
+    let args = RunArgs {
+        config: Some(config),
+        endpoint: Some(endpoint),
+        http_addr: Some("127.0.0.1:0".into()),
+        ..RunArgs::default()
+    };
+    let cfg = resolve(&args).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(sightline_agent::run::run(
+        cfg,
+        Arc::new(SystemClock),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Wait until the first request is stuck at the server and more batches queued behind it.
+    for _ in 0..100 {
+        if !server.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), agent)
+        .await
+        .expect("the flush is bounded by shutdown_timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        server.received().len(),
+        1,
+        "one request in flight, the rest queued"
+    );
+    assert_eq!(summary.exported_points, 0);
+    // The in-flight batch and every queued one are counted as dropped at shutdown.
+    assert!(summary.dropped_at_shutdown >= 2 * 50, "{summary:?}");
+}
+
 #[test]
 fn binary_exits_cleanly_on_sigterm() {
     let rt = tokio::runtime::Runtime::new().unwrap();

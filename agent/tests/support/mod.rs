@@ -28,6 +28,8 @@ pub struct Received {
 
 #[derive(Default)]
 struct State {
+    /// Never answer (a collector that accepted the connection and hung).
+    hang: bool,
     received: Vec<Received>,
     script: VecDeque<Result<ExportMetricsServiceResponse, Status>>,
 }
@@ -56,9 +58,19 @@ impl MetricsService for FakeCollector {
             encoding: header("grpc-encoding"),
             request: request.get_ref().clone(),
         };
-        let mut state = self.state.lock().unwrap();
-        state.received.push(received);
-        match state.script.pop_front() {
+        let answer = {
+            let mut state = self.state.lock().unwrap();
+            state.received.push(received);
+            if state.hang {
+                None
+            } else {
+                Some(state.script.pop_front())
+            }
+        };
+        let Some(answer) = answer else {
+            return std::future::pending().await;
+        };
+        match answer {
             Some(answer) => answer.map(Response::new),
             None => Ok(Response::new(ExportMetricsServiceResponse::default())),
         }
@@ -72,6 +84,11 @@ impl FakeCollector {
         answers: impl IntoIterator<Item = Result<ExportMetricsServiceResponse, Status>>,
     ) {
         self.state.lock().unwrap().script.extend(answers);
+    }
+
+    /// From now on, accept requests but never answer them.
+    pub fn hang(&self) {
+        self.state.lock().unwrap().hang = true;
     }
 
     pub fn received(&self) -> Vec<Received> {
