@@ -28,6 +28,9 @@ pub struct AnomalyConfig {
     /// A candidate seasonal profile is used once its error is below this fraction of
     /// the error without it.
     pub season_gain: f64,
+    /// A seasonal profile in use is dropped only when its error exceeds this multiple
+    /// of the simpler model's (hysteresis against flapping).
+    pub season_keep: f64,
     /// Residuals are clipped to this many spreads before they update the model, so a
     /// spike does not drag the expectation with it.
     pub clip_sigmas: f64,
@@ -73,6 +76,7 @@ impl Default for AnomalyConfig {
             spread_alpha: 0.03,
             short_alpha: 0.2,
             season_gain: 0.7,
+            season_keep: 1.0,
             clip_sigmas: 4.0,
             gap_intervals: 4.0,
             band_sigmas: 4.0,
@@ -113,6 +117,7 @@ impl AnomalyConfig {
         }
         let positive = [
             ("clip_sigmas", self.clip_sigmas),
+            ("season_keep", self.season_keep),
             ("gap_intervals", self.gap_intervals),
             ("band_sigmas", self.band_sigmas),
             ("half_score_evidence", self.half_score_evidence),

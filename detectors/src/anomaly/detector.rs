@@ -507,20 +507,21 @@ impl AnomalyDetector {
             return;
         }
         let gain = cfg.season_gain;
+        let keep = cfg.season_keep;
         let flat = st.flat.sel_err;
         let (daily, weekly) = (st.daily.sel_err, st.weekly.sel_err);
         let daily_ok = st.daily.mature(t, 1.5);
         let weekly_ok = st.weekly.mature(t, 1.5);
         let best = match st.active {
             Seasonality::None if daily_ok && daily < gain * flat => Seasonality::Daily,
-            Seasonality::Daily if daily > flat => Seasonality::None,
+            Seasonality::Daily if daily > keep * flat => Seasonality::None,
             other => other,
         };
         let best = match best {
             Seasonality::None if weekly_ok && weekly < gain * flat => Seasonality::Weekly,
             Seasonality::Daily if weekly_ok && weekly < gain * daily => Seasonality::Weekly,
-            Seasonality::Weekly if weekly > daily.min(flat) => {
-                if daily_ok && daily < flat {
+            Seasonality::Weekly if weekly > keep * daily.min(flat) => {
+                if daily_ok && daily < keep * flat {
                     Seasonality::Daily
                 } else {
                     Seasonality::None
