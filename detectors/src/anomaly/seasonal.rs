@@ -114,12 +114,17 @@ impl Profile {
 
     fn position(&self, ts: f64) -> (usize, usize, f64) {
         let bins = self.mean.len();
-        let phase = (ts / self.period).rem_euclid(1.0);
+        let q = ts / self.period;
+        let phase = q - q.floor(); // exact, and cheaper than rem_euclid
         let pos = phase * bins as f64 - 0.5;
         let lo = pos.floor();
         let w = pos - lo;
-        let i0 = (lo as i64).rem_euclid(bins as i64) as usize;
-        let i1 = (i0 + 1) % bins;
+        let i0 = if lo < 0.0 {
+            bins - 1
+        } else {
+            (lo as usize).min(bins - 1)
+        };
+        let i1 = if i0 + 1 == bins { 0 } else { i0 + 1 };
         (i0, i1, w)
     }
 
@@ -131,7 +136,10 @@ impl Profile {
                 spread: self.err,
             };
         }
-        let (i0, i1, w) = self.position(ts);
+        self.expect_at(self.position(ts))
+    }
+
+    fn expect_at(&self, (i0, i1, w): (usize, usize, f64)) -> Expectation {
         let off = (1.0 - w) * self.mean[i0] as f64 + w * self.mean[i1] as f64;
         let local = (1.0 - w) * self.spread[i0] as f64 + w * self.spread[i1] as f64;
         let known = self.visits[i0].min(self.visits[i1]);
@@ -159,7 +167,11 @@ impl Profile {
             self.seen = 1;
             return;
         }
-        let exp = self.expect(ts);
+        let pos = (!self.mean.is_empty()).then(|| self.position(ts));
+        let exp = match pos {
+            Some(p) => self.expect_at(p),
+            None => self.expect(ts),
+        };
         let resid = x - exp.value;
         let limit = clip * exp.spread.max(self.err) * 1.25;
         let r = if limit > 0.0 {
@@ -171,11 +183,8 @@ impl Profile {
         let abs = r.abs();
         self.err += spread_alpha * (abs - self.err);
         self.sel_err += spread_alpha * 0.2 * (abs - self.sel_err);
-        if self.mean.is_empty() {
-            self.level += a * r;
-        } else {
-            let (i0, i1, w) = self.position(ts);
-            self.level += a * r;
+        self.level += a * r;
+        if let Some((i0, i1, w)) = pos {
             // A daily profile averages the first visits of a bin, then forgets at rate
             // `gamma`; a weekly one (7x fewer visits per bin) learns at `gamma` from the
             // start, so one odd week is not taken for a pattern.
