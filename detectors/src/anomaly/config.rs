@@ -28,6 +28,8 @@ pub struct AnomalyConfig {
     /// A candidate seasonal profile is used once its error is below this fraction of
     /// the error without it.
     pub season_gain: f64,
+    /// Learning rate of the long-run (clipped) errors that choose the seasonal model.
+    pub select_alpha: f64,
     /// A seasonal profile in use is dropped only when its error exceeds this multiple
     /// of the simpler model's (hysteresis against flapping).
     pub season_keep: f64,
@@ -76,6 +78,7 @@ impl Default for AnomalyConfig {
             spread_alpha: 0.03,
             short_alpha: 0.2,
             season_gain: 0.7,
+            select_alpha: 0.006,
             season_keep: 1.0,
             clip_sigmas: 4.0,
             gap_intervals: 4.0,
@@ -108,6 +111,7 @@ impl AnomalyConfig {
             ("spread_alpha", self.spread_alpha),
             ("short_alpha", self.short_alpha),
             ("season_gain", self.season_gain),
+            ("select_alpha", self.select_alpha),
             ("alarm_score", self.alarm_score),
         ];
         for (name, v) in unit {

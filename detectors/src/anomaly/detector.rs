@@ -464,6 +464,7 @@ impl AnomalyDetector {
             gamma: cfg.season_gamma,
             spread_alpha: cfg.spread_alpha,
             clip: cfg.clip_sigmas,
+            select_alpha: cfg.select_alpha,
         };
         for p in [&mut st.flat, &mut st.daily, &mut st.weekly] {
             if p.period != 0.0 && p.mean.is_empty() {

@@ -59,6 +59,8 @@ pub struct Rates {
     pub spread_alpha: f64,
     /// Residuals are clipped to this many spreads before learning.
     pub clip: f64,
+    /// Long-run error that chooses between candidates, per point.
+    pub select_alpha: f64,
 }
 
 /// A prediction with its local spread.
@@ -160,6 +162,7 @@ impl Profile {
             gamma,
             spread_alpha,
             clip,
+            select_alpha,
         } = *rates;
         if self.seen == 0 || !self.level.is_finite() {
             self.level = x;
@@ -182,7 +185,7 @@ impl Profile {
         let a = super::detector::step_rate(alpha, steps);
         let abs = r.abs();
         self.err += spread_alpha * (abs - self.err);
-        self.sel_err += spread_alpha * 0.2 * (abs - self.sel_err);
+        self.sel_err += select_alpha * (abs - self.sel_err);
         self.level += a * r;
         if let Some((i0, i1, w)) = pos {
             // A daily profile averages the first visits of a bin, then forgets at rate
