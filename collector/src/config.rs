@@ -168,9 +168,11 @@ pub struct IngestConfig {
     #[serde(default)]
     pub non_finite: NonFinite,
     /// OTLP resource attributes copied onto every series as labels (dots become
-    /// underscores), in addition to `job`/`instance`.
+    /// underscores), in addition to `job`/`instance`. When absent, the translator's
+    /// default list applies (`service.namespace`, `deployment.environment`,
+    /// `host.name`, `k8s.namespace.name`, `k8s.pod.name`, ...); `[]` promotes none.
     #[serde(default)]
-    pub promote_resource_attributes: Vec<String>,
+    pub promote_resource_attributes: Option<Vec<String>>,
 }
 
 /// `storage:` section.

@@ -230,30 +230,36 @@ async fn supervise_agent(agent: PathBuf, grpc_port: u16, interval: String, mut s
             Err(e) => {
                 tracing::error!(agent = %agent.display(), error = %e, "cannot start the agent");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => { backoff = (backoff * 2).min(Duration::from_secs(30)); continue; }
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped(&mut stop) => return,
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
             }
         };
         tracing::info!(pid = child.id(), "agent started");
-        tokio::select! {
-            status = child.wait() => {
-                tracing::warn!(?status, "agent exited; restarting");
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_secs(1);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-            _ = stop.wait_for(|s| *s) => {
-                stop_child(&mut child).await;
-                return;
-            }
+        let exited = tokio::select! {
+            status = child.wait() => Some(status),
+            _ = stopped(&mut stop) => None,
+        };
+        let Some(status) = exited else {
+            stop_child(&mut child).await;
+            return;
+        };
+        tracing::warn!(?status, "agent exited; restarting");
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
         }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stopped(&mut stop) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// SIGTERM, then SIGKILL if the agent has not exited after 10 s.

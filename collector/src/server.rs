@@ -135,7 +135,7 @@ pub async fn start(cfg: &Config, clock: Arc<dyn Clock>, listen_file: Option<&Pat
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             async move {
-                let _ = grpc_shutdown.wait_for(|s| *s).await;
+                stopped(&mut grpc_shutdown).await;
             },
         );
     tasks.spawn(async move { grpc.await.map_err(Error::from) });
@@ -202,7 +202,7 @@ async fn serve_http(
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = stopped(&mut shutdown) => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
@@ -253,9 +253,14 @@ where
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         }
-        _ = shutdown.wait_for(|s| *s) => {
+        _ = stopped(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
     }
+}
+
+/// Resolves once shutdown has been requested (or the sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }

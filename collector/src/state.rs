@@ -36,7 +36,11 @@ impl AppState {
                     NonFinite::Reject => NonFinitePolicy::Reject,
                     NonFinite::Accept => NonFinitePolicy::Accept,
                 },
-                promote_resource_attributes: cfg.ingest.promote_resource_attributes.clone(),
+                promote_resource_attributes: cfg
+                    .ingest
+                    .promote_resource_attributes
+                    .clone()
+                    .unwrap_or_else(|| TranslateOptions::default().promote_resource_attributes),
             },
             ready: AtomicBool::new(false),
         })
