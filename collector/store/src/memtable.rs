@@ -37,12 +37,6 @@ pub(crate) struct MemTables {
     pub(crate) oldest_ms: Option<i64>,
 }
 
-impl MemTables {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.tenants.is_empty()
-    }
-}
-
 /// Counts per reason plus the first example, turned into [`Rejection`]s.
 #[derive(Default)]
 struct Rejections(BTreeMap<RejectReason, (u64, String)>);
