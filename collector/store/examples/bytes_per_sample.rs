@@ -31,13 +31,24 @@ impl Rng {
 
 enum Kind {
     /// Counter with integer increments around `rate` per scrape.
-    Counter { rate: f64 },
+    Counter {
+        rate: f64,
+    },
     /// Counter in seconds with 2 decimals (cpu_seconds_total).
-    SecondsCounter { rate: f64 },
+    SecondsCounter {
+        rate: f64,
+    },
     /// Gauge random walk with `decimals` digits, within [lo, hi].
-    Gauge { decimals: i32, lo: f64, hi: f64, step: f64 },
+    Gauge {
+        decimals: i32,
+        lo: f64,
+        hi: f64,
+        step: f64,
+    },
     /// Memory-like byte gauge moving in 4 KiB pages.
-    Bytes { base: f64 },
+    Bytes {
+        base: f64,
+    },
     Constant(f64),
 }
 
@@ -76,30 +87,77 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let target = i % targets;
         let (name, k) = metrics[(i / targets) % metrics.len()];
         let kind = match k {
-            0 => Kind::SecondsCounter { rate: 0.5 + rng.unit() * 14.0 },
-            1 => Kind::Counter { rate: 1.0 + rng.unit() * 200.0 },
-            2 => Kind::Counter { rate: 1e4 + rng.unit() * 1e6 },
-            3 => Kind::Bytes { base: 1e8 + rng.unit() * 4e9 },
-            4 => Kind::Gauge { decimals: 2, lo: 0.0, hi: 16.0, step: 0.3 },
-            5 => Kind::Gauge { decimals: 1, lo: 30.0, hi: 90.0, step: 0.5 },
-            6 => Kind::Gauge { decimals: 2, lo: 0.0, hi: 100.0, step: 3.0 },
+            0 => Kind::SecondsCounter {
+                rate: 0.5 + rng.unit() * 14.0,
+            },
+            1 => Kind::Counter {
+                rate: 1.0 + rng.unit() * 200.0,
+            },
+            2 => Kind::Counter {
+                rate: 1e4 + rng.unit() * 1e6,
+            },
+            3 => Kind::Bytes {
+                base: 1e8 + rng.unit() * 4e9,
+            },
+            4 => Kind::Gauge {
+                decimals: 2,
+                lo: 0.0,
+                hi: 16.0,
+                step: 0.3,
+            },
+            5 => Kind::Gauge {
+                decimals: 1,
+                lo: 30.0,
+                hi: 90.0,
+                step: 0.5,
+            },
+            6 => Kind::Gauge {
+                decimals: 2,
+                lo: 0.0,
+                hi: 100.0,
+                step: 3.0,
+            },
             7 => Kind::Constant(1.0),
-            8 => Kind::Gauge { decimals: 0, lo: 10.0, hi: 2000.0, step: 3.0 },
-            _ => Kind::SecondsCounter { rate: 0.01 + rng.unit() * 3.0 },
+            8 => Kind::Gauge {
+                decimals: 0,
+                lo: 10.0,
+                hi: 2000.0,
+                step: 3.0,
+            },
+            _ => Kind::SecondsCounter {
+                rate: 0.01 + rng.unit() * 3.0,
+            },
         };
         let value = match &kind {
-            Kind::Gauge { lo, hi, decimals, .. } => round(lo + rng.unit() * (hi - lo), *decimals),
+            Kind::Gauge {
+                lo, hi, decimals, ..
+            } => round(lo + rng.unit() * (hi - lo), *decimals),
             Kind::Bytes { base } => (base / 4096.0).round() * 4096.0,
             Kind::Constant(v) => *v,
             _ => (rng.below(1_000_000)) as f64,
         };
         let labels = Labels::from_pairs([
             ("__name__", name.to_string()),
-            ("instance", format!("10.0.{}.{}:9100", target / 256, target % 256)),
-            ("job", if k == 1 || k == 9 { "api".to_string() } else { "node".to_string() }),
+            (
+                "instance",
+                format!("10.0.{}.{}:9100", target / 256, target % 256),
+            ),
+            (
+                "job",
+                if k == 1 || k == 9 {
+                    "api".to_string()
+                } else {
+                    "node".to_string()
+                },
+            ),
             ("series", format!("{}", i / (targets * metrics.len()))),
         ]);
-        gens.push(Gen { labels, kind, value, target });
+        gens.push(Gen {
+            labels,
+            kind,
+            value,
+            target,
+        });
     }
 
     let dir = tempfile::tempdir()?;
@@ -121,27 +179,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for g in gens.iter_mut() {
             let mut s = Vec::with_capacity(per_write);
             for k in chunk_start..(chunk_start + per_write as i64).min(scrapes) {
-                let jitter = if rng.below(10) == 0 { rng.below(5) as i64 } else { 0 };
+                let jitter = if rng.below(10) == 0 {
+                    rng.below(5) as i64
+                } else {
+                    0
+                };
                 let ts = start + k * 15_000 + offsets[g.target] + jitter;
                 g.value = match g.kind {
                     Kind::Counter { rate } => g.value + (rate * (0.5 + rng.unit())).round(),
-                    Kind::SecondsCounter { rate } => round(g.value + rate * (0.5 + rng.unit()) * 15.0 / 15.0, 2),
-                    Kind::Gauge { decimals, lo, hi, step } => {
-                        round((g.value + (rng.unit() - 0.5) * 2.0 * step).clamp(lo, hi), decimals)
+                    Kind::SecondsCounter { rate } => {
+                        round(g.value + rate * (0.5 + rng.unit()) * 15.0 / 15.0, 2)
                     }
+                    Kind::Gauge {
+                        decimals,
+                        lo,
+                        hi,
+                        step,
+                    } => round(
+                        (g.value + (rng.unit() - 0.5) * 2.0 * step).clamp(lo, hi),
+                        decimals,
+                    ),
                     Kind::Bytes { base } => {
                         let pages = (rng.unit() - 0.5) * 2000.0;
-                        ((g.value + pages.round() * 4096.0).max(base / 2.0) / 4096.0).round() * 4096.0
+                        ((g.value + pages.round() * 4096.0).max(base / 2.0) / 4096.0).round()
+                            * 4096.0
                     }
                     Kind::Constant(v) => v,
                 };
-                s.push(Sample { timestamp_ms: ts, value: g.value });
+                s.push(Sample {
+                    timestamp_ms: ts,
+                    value: g.value,
+                });
             }
             samples += s.len() as u64;
             let k = &mut kept[batch.len()];
             k.0.extend(s.iter().map(|x| x.timestamp_ms));
             k.1.extend(s.iter().map(|x| x.value));
-            batch.push(Series { labels: g.labels.clone(), samples: s });
+            batch.push(Series {
+                labels: g.labels.clone(),
+                samples: s,
+            });
         }
         let out = rt.block_on(store.write("default", WriteBatch::Metrics(batch)))?;
         if !out.rejected.is_empty() {
@@ -157,8 +234,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("parts             {}", stats.parts_total);
     println!("metrics parts     {parts_bytes} bytes");
     println!("series index      {index_bytes} bytes");
-    println!("bytes/sample      {:.3} (parts only)", parts_bytes as f64 / samples as f64);
-    println!("bytes/sample      {:.3} (parts + index)", (parts_bytes + index_bytes) as f64 / samples as f64);
+    println!(
+        "bytes/sample      {:.3} (parts only)",
+        parts_bytes as f64 / samples as f64
+    );
+    println!(
+        "bytes/sample      {:.3} (parts + index)",
+        (parts_bytes + index_bytes) as f64 / samples as f64
+    );
     // per-column breakdown from the Parquet footers
     let mut cols: std::collections::BTreeMap<String, i64> = Default::default();
     for entry in walk(&dir.path().join("metrics"))? {
@@ -219,17 +302,32 @@ fn vm_style_bytes(series: &[(Vec<i64>, Vec<f64>)]) -> Result<usize, Box<dyn std:
         if raw.len() <= 64 {
             return Ok(raw.len());
         }
-        let level = if a.len() <= 128 { 1 } else if a.len() <= 1024 { 2 } else if a.len() <= 8192 { 3 } else { 4 };
+        let level = if a.len() <= 128 {
+            1
+        } else if a.len() <= 1024 {
+            2
+        } else if a.len() <= 8192 {
+            3
+        } else {
+            4
+        };
         Ok(zstd::bulk::compress(&raw, level)?.len().min(raw.len()))
     }
     let mut total = 0;
     for (ts, vals) in series {
         let exp = vals
             .iter()
-            .map(|&v| (0..16).find(|&d| ((v * 10f64.powi(d)).round() / 10f64.powi(d)) == v).unwrap_or(15))
+            .map(|&v| {
+                (0..16)
+                    .find(|&d| ((v * 10f64.powi(d)).round() / 10f64.powi(d)) == v)
+                    .unwrap_or(15)
+            })
             .max()
             .unwrap_or(0);
-        let ints: Vec<i64> = vals.iter().map(|&v| (v * 10f64.powi(exp)).round() as i64).collect();
+        let ints: Vec<i64> = vals
+            .iter()
+            .map(|&v| (v * 10f64.powi(exp)).round() as i64)
+            .collect();
         let monotonic = ints.windows(2).all(|w| w[1] >= w[0]);
         total += block(&ints, monotonic)? + block(ts, true)?;
     }

@@ -17,7 +17,9 @@ const MAX_DEPTH: u32 = 64;
 
 /// Encodes one batch of `tenant` into a WAL payload.
 pub(crate) fn encode(tenant: &str, batch: &WriteBatch) -> Vec<u8> {
-    let mut e = Enc { buf: Vec::with_capacity(256) };
+    let mut e = Enc {
+        buf: Vec::with_capacity(256),
+    };
     e.buf.push(VERSION);
     e.str(tenant);
     match batch {
@@ -101,7 +103,10 @@ pub(crate) fn decode(buf: &[u8]) -> Result<(String, WriteBatch), String> {
                 let nl = d.len()?;
                 let mut labels = Vec::with_capacity(nl.min(256));
                 for _ in 0..nl {
-                    labels.push(Label { name: d.string()?, value: d.string()? });
+                    labels.push(Label {
+                        name: d.string()?,
+                        value: d.string()?,
+                    });
                 }
                 let ns = d.len()?;
                 let mut ts = Vec::with_capacity(ns.min(65536));
@@ -112,9 +117,15 @@ pub(crate) fn decode(buf: &[u8]) -> Result<(String, WriteBatch), String> {
                 }
                 let mut samples = Vec::with_capacity(ts.len());
                 for t in ts {
-                    samples.push(Sample { timestamp_ms: t, value: f64::from_bits(d.u64le()?) });
+                    samples.push(Sample {
+                        timestamp_ms: t,
+                        value: f64::from_bits(d.u64le()?),
+                    });
                 }
-                series.push(Series { labels: Labels::new(labels), samples });
+                series.push(Series {
+                    labels: Labels::new(labels),
+                    samples,
+                });
             }
             WriteBatch::Metrics(series)
         }
@@ -134,7 +145,8 @@ pub(crate) fn decode(buf: &[u8]) -> Result<(String, WriteBatch), String> {
                     scope_version: d.string()?,
                     trace_id: d.bytes()?.to_vec(),
                     span_id: d.bytes()?.to_vec(),
-                    flags: u32::try_from(d.uvar()?).map_err(|_| "flags out of range".to_string())?,
+                    flags: u32::try_from(d.uvar()?)
+                        .map_err(|_| "flags out of range".to_string())?,
                 });
             }
             WriteBatch::Logs(logs)
@@ -288,7 +300,11 @@ impl<'a> Dec<'a> {
         Ok(n as usize)
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("unexpected end of payload")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or("unexpected end of payload")?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -354,14 +370,25 @@ mod tests {
         let metrics = WriteBatch::Metrics(vec![Series {
             labels: Labels::from_pairs([("__name__", "up"), ("job", "a")]),
             samples: vec![
-                Sample { timestamp_ms: -5, value: 1.5 },
-                Sample { timestamp_ms: 1_700_000_000_000, value: stale },
-                Sample { timestamp_ms: i64::MAX, value: -0.0 },
+                Sample {
+                    timestamp_ms: -5,
+                    value: 1.5,
+                },
+                Sample {
+                    timestamp_ms: 1_700_000_000_000,
+                    value: stale,
+                },
+                Sample {
+                    timestamp_ms: i64::MAX,
+                    value: -0.0,
+                },
             ],
         }]);
         let (t, back) = decode(&encode("team-a", &metrics)).unwrap();
         assert_eq!(t, "team-a");
-        let WriteBatch::Metrics(s) = back else { panic!("kind") };
+        let WriteBatch::Metrics(s) = back else {
+            panic!("kind")
+        };
         assert_eq!(s[0].samples[1].value.to_bits(), 0x7ff0_0000_0000_0002);
         assert_eq!(s[0].samples[2].value.to_bits(), (-0.0f64).to_bits());
         assert_eq!(s[0].samples[2].timestamp_ms, i64::MAX);
@@ -372,7 +399,10 @@ mod tests {
             severity_number: -3,
             severity_text: "WARN".into(),
             body: "hello ✓".into(),
-            attributes: vec![("z".into(), json!(1)), ("a".into(), json!({"x": [1.25, true, null, u64::MAX, "s"]}))],
+            attributes: vec![
+                ("z".into(), json!(1)),
+                ("a".into(), json!({"x": [1.25, true, null, u64::MAX, "s"]})),
+            ],
             resource: vec![("service.name".into(), json!("api"))],
             scope_name: "s".into(),
             scope_version: "1".into(),
@@ -411,13 +441,19 @@ mod tests {
             "t",
             &WriteBatch::Metrics(vec![Series {
                 labels: Labels::from_pairs([("a", "b")]),
-                samples: vec![Sample { timestamp_ms: 1, value: 2.0 }],
+                samples: vec![Sample {
+                    timestamp_ms: 1,
+                    value: 2.0,
+                }],
             }]),
         );
         for cut in 0..full.len() {
             assert!(decode(&full[..cut]).is_err(), "cut at {cut}");
         }
         assert!(decode(&[1, 0, 9]).is_err());
-        assert!(decode(&[1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(decode(&[
+            1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+        ])
+        .is_err());
     }
 }

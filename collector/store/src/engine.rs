@@ -75,8 +75,15 @@ pub(crate) struct Shared {
 }
 
 pub(crate) enum WalMsg {
-    Append { tenant: String, batch: WriteBatch, payload: Vec<u8>, reply: oneshot::Sender<Result<WriteOutcome>> },
-    Flush { reply: Option<oneshot::Sender<Result<()>>> },
+    Append {
+        tenant: String,
+        batch: WriteBatch,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<WriteOutcome>>,
+    },
+    Flush {
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
 }
 
 pub(crate) struct Written {
@@ -87,7 +94,10 @@ pub(crate) struct Written {
 
 pub(crate) enum ApplyMsg {
     Records(Vec<Written>),
-    Swap { pos: WalPos, reply: Option<oneshot::Sender<Result<()>>> },
+    Swap {
+        pos: WalPos,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
 }
 
 pub(crate) struct FlushJob {
@@ -101,15 +111,22 @@ pub(crate) struct FlushJob {
 /// A copy of an error for each waiter of a failed group.
 pub(crate) fn dup_error(e: &Error) -> Error {
     match e {
-        Error::Io { path, source } => {
-            Error::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
-        }
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
         Error::DiskFull(s) => Error::DiskFull(s.clone()),
-        Error::Corrupt { path, reason } => Error::Corrupt { path: path.clone(), reason: reason.clone() },
+        Error::Corrupt { path, reason } => Error::Corrupt {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
         Error::BadMatcher(s) => Error::BadMatcher(s.clone()),
         Error::Closed => Error::Closed,
         Error::Parquet(s) => Error::Parquet(s.clone()),
-        Error::TooLarge { bytes, limit } => Error::TooLarge { bytes: *bytes, limit: *limit },
+        Error::TooLarge { bytes, limit } => Error::TooLarge {
+            bytes: *bytes,
+            limit: *limit,
+        },
     }
 }
 
@@ -140,7 +157,9 @@ pub(crate) fn wal_loop(
                     inc(&c.wal_records, group.len() as u64);
                     inc(&c.wal_bytes, total as u64);
                     let written: Vec<Written> = group.into_iter().map(|(w, _)| w).collect();
-                    if let Err(std_mpsc::SendError(ApplyMsg::Records(ws))) = apply_tx.send(ApplyMsg::Records(written)) {
+                    if let Err(std_mpsc::SendError(ApplyMsg::Records(ws))) =
+                        apply_tx.send(ApplyMsg::Records(written))
+                    {
                         for w in ws {
                             let _ = w.reply.send(Err(Error::Closed));
                         }
@@ -162,7 +181,10 @@ pub(crate) fn wal_loop(
         if let Some(reply) = flush {
             match writer.roll() {
                 Ok(()) => {
-                    let _ = apply_tx.send(ApplyMsg::Swap { pos: writer.position(), reply });
+                    let _ = apply_tx.send(ApplyMsg::Swap {
+                        pos: writer.position(),
+                        reply,
+                    });
                 }
                 Err(e) => {
                     shared.flush_requested.store(false, Ordering::SeqCst);
@@ -181,9 +203,21 @@ type FlushReply = Option<oneshot::Sender<Result<()>>>;
 /// Adds an append to the group, or returns the reply slot of a flush request.
 fn take(m: WalMsg, group: &mut Vec<(Written, Vec<u8>)>, bytes: &mut usize) -> Option<FlushReply> {
     match m {
-        WalMsg::Append { tenant, batch, payload, reply } => {
+        WalMsg::Append {
+            tenant,
+            batch,
+            payload,
+            reply,
+        } => {
             *bytes += payload.len();
-            group.push((Written { tenant, batch, reply }, payload));
+            group.push((
+                Written {
+                    tenant,
+                    batch,
+                    reply,
+                },
+                payload,
+            ));
             None
         }
         WalMsg::Flush { reply } => Some(reply),
@@ -233,14 +267,22 @@ pub(crate) fn apply_loop(
                     let mut st = shared.state.write();
                     let frozen = Arc::new(std::mem::take(&mut st.active));
                     st.frozen.push((generation, frozen.clone()));
-                    let tenants = st.index.iter().map(|(t, ti)| (t.clone(), ti.series.clone())).collect();
+                    let tenants = st
+                        .index
+                        .iter()
+                        .map(|(t, ti)| (t.clone(), ti.series.clone()))
+                        .collect();
                     (frozen, tenants)
                 };
                 shared.flush_requested.store(false, Ordering::SeqCst);
                 let job = FlushJob {
                     generation,
                     frozen,
-                    checkpoint: Checkpoint { generation, wal_pos: pos, tenants },
+                    checkpoint: Checkpoint {
+                        generation,
+                        wal_pos: pos,
+                        tenants,
+                    },
                     published: false,
                     replies: reply.into_iter().collect(),
                 };
@@ -270,7 +312,11 @@ pub(crate) fn flush_loop(shared: Arc<Shared>, rx: std_mpsc::Receiver<FlushJob>) 
     let mut queue: VecDeque<FlushJob> = VecDeque::new();
     let mut disconnected = false;
     while !(disconnected && queue.is_empty()) {
-        match rx.recv_timeout(Duration::from_millis(if queue.is_empty() { 1000 } else { 500 })) {
+        match rx.recv_timeout(Duration::from_millis(if queue.is_empty() {
+            1000
+        } else {
+            500
+        })) {
             Ok(job) => queue.push_back(job),
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
             Err(std_mpsc::RecvTimeoutError::Disconnected) => disconnected = true,
@@ -318,14 +364,16 @@ fn run_job(shared: &Shared, job: &mut FlushJob) -> Result<()> {
     }
     job.checkpoint.save(&shared.root.join(INDEX_DIR))?;
     inc(&shared.counters.flushes, 1);
-    let removed = wal::remove_segments_before(&shared.root.join(WAL_DIR), job.checkpoint.wal_pos.seg)?;
+    let removed =
+        wal::remove_segments_before(&shared.root.join(WAL_DIR), job.checkpoint.wal_pos.seg)?;
     tracing::debug!(generation = job.generation, removed, "flush done");
     Ok(())
 }
 
 /// The ticker thread: requests a flush when the memtables reach the size or age limit.
 pub(crate) fn tick_loop(shared: Arc<Shared>, wal_tx: mpsc::Sender<WalMsg>) {
-    let interval_ms = i64::try_from(shared.config.memtable_flush_interval.as_millis()).unwrap_or(i64::MAX);
+    let interval_ms =
+        i64::try_from(shared.config.memtable_flush_interval.as_millis()).unwrap_or(i64::MAX);
     while !shared.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
         let (bytes, oldest) = {
@@ -333,8 +381,8 @@ pub(crate) fn tick_loop(shared: Arc<Shared>, wal_tx: mpsc::Sender<WalMsg>) {
             (st.active.bytes, st.active.oldest_ms)
         };
         let now = shared.clock.now_ms();
-        let due =
-            bytes >= shared.config.memtable_flush_bytes || oldest.is_some_and(|o| now.saturating_sub(o) >= interval_ms);
+        let due = bytes >= shared.config.memtable_flush_bytes
+            || oldest.is_some_and(|o| now.saturating_sub(o) >= interval_ms);
         if due
             && !shared.flush_requested.swap(true, Ordering::SeqCst)
             && wal_tx.try_send(WalMsg::Flush { reply: None }).is_err()
@@ -357,5 +405,10 @@ pub(crate) fn part_totals(st: &State) -> (u64, u64) {
 
 /// Bytes of parts of one signal (used by the bytes/sample report).
 pub(crate) fn signal_bytes(st: &State, signal: Signal) -> u64 {
-    st.catalog.iter().filter(|((s, _), _)| *s == signal).flat_map(|(_, ps)| ps.iter()).map(|p| p.bytes).sum()
+    st.catalog
+        .iter()
+        .filter(|((s, _), _)| *s == signal)
+        .flat_map(|(_, ps)| ps.iter())
+        .map(|p| p.bytes)
+        .sum()
 }

@@ -46,7 +46,12 @@ impl TenantIndex {
     pub(crate) fn insert(&mut self, entry: SeriesEntry) -> u32 {
         let id = self.series.len() as u32;
         for l in entry.labels.iter() {
-            self.postings.entry(l.name.clone()).or_default().entry(l.value.clone()).or_default().push(id);
+            self.postings
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default()
+                .push(id);
         }
         self.by_labels.insert(entry.labels.clone(), id);
         self.series.push(entry);
@@ -66,7 +71,9 @@ impl TenantIndex {
                     .cloned()
                     .unwrap_or_default(),
                 MatchOp::RegexMatch if !m.matches_empty() => {
-                    let Some(values) = self.postings.get(&m.name) else { return Vec::new() };
+                    let Some(values) = self.postings.get(&m.name) else {
+                        return Vec::new();
+                    };
                     let mut ids: Vec<u32> = values
                         .iter()
                         .filter(|(v, _)| m.matches_value(v))
@@ -141,7 +148,9 @@ pub(crate) struct Checkpoint {
 impl Checkpoint {
     /// Writes `index/series.idx` atomically (temp file, fsync, rename, fsync dir).
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
-        let mut e = Enc { buf: Vec::with_capacity(4096) };
+        let mut e = Enc {
+            buf: Vec::with_capacity(4096),
+        };
         e.buf.extend_from_slice(MAGIC);
         e.buf.push(VERSION);
         e.uvar(self.generation);
@@ -184,7 +193,10 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path, e)),
         };
-        let corrupt = |reason: String| Error::Corrupt { path: path.clone(), reason };
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.clone(),
+            reason,
+        };
         if buf.len() < 9 || &buf[..4] != MAGIC {
             return Err(corrupt("bad magic".into()));
         }
@@ -200,7 +212,10 @@ impl Checkpoint {
         }
         let parse = |d: &mut Dec<'_>| -> std::result::Result<Checkpoint, String> {
             let generation = d.uvar()?;
-            let wal_pos = WalPos { seg: d.uvar()?, off: d.uvar()? };
+            let wal_pos = WalPos {
+                seg: d.uvar()?,
+                off: d.uvar()?,
+            };
             let mut tenants = BTreeMap::new();
             for _ in 0..d.len()? {
                 let tenant = d.string()?;
@@ -209,7 +224,10 @@ impl Checkpoint {
                 for _ in 0..n {
                     let mut labels = Vec::new();
                     for _ in 0..d.len()? {
-                        labels.push(Label { name: d.string()?, value: d.string()? });
+                        labels.push(Label {
+                            name: d.string()?,
+                            value: d.string()?,
+                        });
                     }
                     series.push(SeriesEntry {
                         labels: Labels::new(labels),
@@ -220,14 +238,21 @@ impl Checkpoint {
                 }
                 tenants.insert(tenant, series);
             }
-            Ok(Checkpoint { generation, wal_pos, tenants })
+            Ok(Checkpoint {
+                generation,
+                wal_pos,
+                tenants,
+            })
         };
         parse(&mut d).map(Some).map_err(corrupt)
     }
 
     /// The in-memory index this checkpoint describes.
     pub(crate) fn into_index(self) -> HashMap<String, TenantIndex> {
-        self.tenants.into_iter().map(|(t, s)| (t, TenantIndex::rebuild(s))).collect()
+        self.tenants
+            .into_iter()
+            .map(|(t, s)| (t, TenantIndex::rebuild(s)))
+            .collect()
     }
 }
 
@@ -236,7 +261,12 @@ mod tests {
     use super::*;
 
     fn entry(pairs: &[(&str, &str)], min: i64, max: i64) -> SeriesEntry {
-        SeriesEntry { labels: Labels::from_pairs(pairs.iter().copied()), min_ts: min, max_ts: max, last_bits: 7 }
+        SeriesEntry {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            min_ts: min,
+            max_ts: max,
+            last_bits: 7,
+        }
     }
 
     #[test]
@@ -254,23 +284,41 @@ mod tests {
         assert_eq!(t.select(&[nre], 0, 1000), vec![1]);
         assert_eq!(t.select(&[eq("job", "")], 0, 1000), Vec::<u32>::new());
         assert_eq!(t.select(&[eq("absent", "")], 0, 1000), vec![0, 1, 2]);
-        assert_eq!(t.select_any(&[vec![eq("job", "api")], vec![eq("__name__", "cpu")]], 0, 1000), vec![1, 2]);
+        assert_eq!(
+            t.select_any(
+                &[vec![eq("job", "api")], vec![eq("__name__", "cpu")]],
+                0,
+                1000
+            ),
+            vec![1, 2]
+        );
     }
 
     #[test]
     fn checkpoint_round_trips_and_detects_corruption() {
         let d = tempfile::tempdir().unwrap();
         assert!(Checkpoint::load(d.path()).unwrap().is_none());
-        let mut c = Checkpoint { generation: 3, wal_pos: WalPos { seg: 4, off: 5 }, ..Default::default() };
-        c.tenants.insert("a".into(), vec![entry(&[("x", "y")], -1, 9)]);
+        let mut c = Checkpoint {
+            generation: 3,
+            wal_pos: WalPos { seg: 4, off: 5 },
+            ..Default::default()
+        };
+        c.tenants
+            .insert("a".into(), vec![entry(&[("x", "y")], -1, 9)]);
         c.save(d.path()).unwrap();
         let back = Checkpoint::load(d.path()).unwrap().unwrap();
-        assert_eq!((back.generation, back.wal_pos), (3, WalPos { seg: 4, off: 5 }));
+        assert_eq!(
+            (back.generation, back.wal_pos),
+            (3, WalPos { seg: 4, off: 5 })
+        );
         assert_eq!(back.tenants, c.tenants);
         let p = d.path().join(INDEX_FILE);
         let mut b = std::fs::read(&p).unwrap();
         b[10] ^= 1;
         std::fs::write(&p, b).unwrap();
-        assert!(matches!(Checkpoint::load(d.path()), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            Checkpoint::load(d.path()),
+            Err(Error::Corrupt { .. })
+        ));
     }
 }

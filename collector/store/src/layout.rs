@@ -126,7 +126,9 @@ pub(crate) fn hour_of(signal: Signal, t: i64) -> i64 {
 }
 
 pub(crate) fn part_dir(root: &Path, signal: Signal, tenant: &str, hour_ms: i64) -> PathBuf {
-    root.join(signal.dir()).join(tenant_dir(tenant)).join(hour_dir(hour_ms))
+    root.join(signal.dir())
+        .join(tenant_dir(tenant))
+        .join(hour_dir(hour_ms))
 }
 
 pub(crate) fn part_file_name(gen: u64) -> String {
@@ -134,14 +136,24 @@ pub(crate) fn part_file_name(gen: u64) -> String {
 }
 
 pub(crate) fn part_gen(file_name: &str) -> Option<u64> {
-    file_name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
+    file_name
+        .strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
-    if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
+    if matches!(
+        source.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    ) {
         return Error::DiskFull(format!("{}: {source}", path.display()));
     }
-    Error::Io { path: path.to_path_buf(), source }
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
@@ -150,7 +162,9 @@ pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
 
 /// fsyncs a directory so renames and creations inside it are durable.
 pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| io_err(path, e))
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(path, e))
 }
 
 /// Moves `path` into `quarantine/` under a name that says where it came from.
@@ -178,8 +192,10 @@ pub(crate) fn quarantine(root: &Path, path: &Path) -> Result<PathBuf> {
 #[allow(unsafe_code)]
 pub(crate) fn free_bytes(path: &Path) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::Io { path: path.to_path_buf(), source: std::io::ErrorKind::InvalidInput.into() })?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
     // SAFETY: `c` is a valid NUL-terminated string and `st` points to writable memory
     // of the right type; statvfs only writes into it.
@@ -200,9 +216,14 @@ mod tests {
 
     #[test]
     fn tenant_names_escape_reversibly_into_one_component() {
-        for t in ["", "a", "team-a_1", "../etc", "a/b", ".", "..", "%41", "ünï"] {
+        for t in [
+            "", "a", "team-a_1", "../etc", "a/b", ".", "..", "%41", "ünï",
+        ] {
             let d = tenant_dir(t);
-            assert!(!d.contains('/') && d != "." && d != ".." && !d.is_empty(), "{d}");
+            assert!(
+                !d.contains('/') && d != "." && d != ".." && !d.is_empty(),
+                "{d}"
+            );
             assert_eq!(tenant_from_dir(&d).as_deref(), Some(t));
         }
         assert_eq!(tenant_from_dir("%zz"), None);
@@ -212,8 +233,14 @@ mod tests {
     fn hour_dirs_are_utc_and_reversible() {
         assert_eq!(hour_dir(0), "1970010100");
         // 2023-11-14T22:13:20Z
-        assert_eq!(hour_dir(hour_of(Signal::Metrics, 1_700_000_000_000)), "2023111422");
-        assert_eq!(hour_of(Signal::Logs, 1_700_000_000_000_000_000), 1_699_999_200_000);
+        assert_eq!(
+            hour_dir(hour_of(Signal::Metrics, 1_700_000_000_000)),
+            "2023111422"
+        );
+        assert_eq!(
+            hour_of(Signal::Logs, 1_700_000_000_000_000_000),
+            1_699_999_200_000
+        );
         for h in [-HOUR_MS, 0, 1_699_999_200_000, 4_102_444_800_000] {
             assert_eq!(hour_from_dir(&hour_dir(h)), Some(h));
         }

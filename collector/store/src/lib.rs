@@ -194,7 +194,10 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::J
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
-        .map_err(|e| Error::Io { path: PathBuf::from(name), source: e })
+        .map_err(|e| Error::Io {
+            path: PathBuf::from(name),
+            source: e,
+        })
 }
 
 impl Store {
@@ -217,12 +220,25 @@ impl Store {
             Err(e) => return Err(e),
         };
         let checkpoint = checkpoint.unwrap_or_default();
-        let scan = parts::scan(&root, (!index_lost).then_some(checkpoint.generation), index_lost)?;
+        let scan = parts::scan(
+            &root,
+            (!index_lost).then_some(checkpoint.generation),
+            index_lost,
+        )?;
         inc(&counters.quarantined, scan.quarantined);
-        let max_part_gen = scan.catalog.values().flat_map(|ps| ps.iter().map(|p| p.generation)).max().unwrap_or(0);
+        let max_part_gen = scan
+            .catalog
+            .values()
+            .flat_map(|ps| ps.iter().map(|p| p.generation))
+            .max()
+            .unwrap_or(0);
         let next_generation = checkpoint.generation.max(max_part_gen) + 1;
         let from = checkpoint.wal_pos;
-        let mut state = engine::State { catalog: scan.catalog, index: checkpoint.into_index(), ..Default::default() };
+        let mut state = engine::State {
+            catalog: scan.catalog,
+            index: checkpoint.into_index(),
+            ..Default::default()
+        };
         let now = clock.now_ms();
         let report = wal::replay(&root, from, |_, _, payload| {
             let (tenant, batch) = codec::decode(payload)?;
@@ -243,7 +259,8 @@ impl Store {
         inc(&counters.wal_corrupt, report.corrupt_records);
         inc(&counters.quarantined, report.corrupt_records);
         let first_seg = report.last_seq.map_or(1, |s| s + 1).max(from.seg);
-        let writer = wal::WalWriter::create(&root.join(WAL_DIR), first_seg, config.wal_segment_bytes)?;
+        let writer =
+            wal::WalWriter::create(&root.join(WAL_DIR), first_seg, config.wal_segment_bytes)?;
         tracing::info!(
             data_dir = %root.display(),
             replayed = report.records,
@@ -265,15 +282,26 @@ impl Store {
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
         let s = shared.clone();
-        threads.push(spawn("sl-store-wal", move || engine::wal_loop(s, writer, wal_rx, apply_tx))?);
+        threads.push(spawn("sl-store-wal", move || {
+            engine::wal_loop(s, writer, wal_rx, apply_tx)
+        })?);
         let s = shared.clone();
-        threads.push(spawn("sl-store-apply", move || engine::apply_loop(s, apply_rx, flush_tx, next_generation))?);
+        threads.push(spawn("sl-store-apply", move || {
+            engine::apply_loop(s, apply_rx, flush_tx, next_generation)
+        })?);
         let s = shared.clone();
-        threads.push(spawn("sl-store-flush", move || engine::flush_loop(s, flush_rx))?);
+        threads.push(spawn("sl-store-flush", move || {
+            engine::flush_loop(s, flush_rx)
+        })?);
         let s = shared.clone();
         let t = wal_tx.clone();
         let ticker = Some(spawn("sl-store-tick", move || engine::tick_loop(s, t))?);
-        Ok(Store { shared, wal_tx: Some(wal_tx), ticker, threads })
+        Ok(Store {
+            shared,
+            wal_tx: Some(wal_tx),
+            ticker,
+            threads,
+        })
     }
 
     /// Durably appends `batch` for `tenant`: returns after the WAL fsync.
@@ -294,43 +322,93 @@ impl Store {
         }
         let payload = codec::encode(tenant, &batch);
         if payload.len() > wal::MAX_RECORD_BYTES {
-            return Err(Error::TooLarge { bytes: payload.len(), limit: wal::MAX_RECORD_BYTES });
+            return Err(Error::TooLarge {
+                bytes: payload.len(),
+                limit: wal::MAX_RECORD_BYTES,
+            });
         }
         let (reply, rx) = oneshot::channel();
-        tx.send(WalMsg::Append { tenant: tenant.to_string(), batch, payload, reply })
-            .await
-            .map_err(|_| Error::Closed)?;
+        tx.send(WalMsg::Append {
+            tenant: tenant.to_string(),
+            batch,
+            payload,
+            reply,
+        })
+        .await
+        .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Series matching all `matchers`, with their samples in `[start_ms, end_ms]`.
-    pub fn select_series(&self, tenant: &str, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Result<Vec<Series>> {
-        self.shared.select_series(tenant, matchers, start_ms, end_ms)
+    pub fn select_series(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>> {
+        self.shared
+            .select_series(tenant, matchers, start_ms, end_ms)
     }
 
     /// Label sets of series with samples in the range matching any of `matcher_sets`
     /// (all series when empty).
-    pub fn series(&self, tenant: &str, matcher_sets: &[Vec<Matcher>], start_ms: i64, end_ms: i64) -> Result<Vec<Labels>> {
+    pub fn series(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Labels>> {
         Ok(self.shared.series(tenant, matcher_sets, start_ms, end_ms))
     }
 
     /// Sorted label names.
-    pub fn label_names(&self, tenant: &str, matcher_sets: &[Vec<Matcher>], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
-        Ok(self.shared.label_names(tenant, matcher_sets, start_ms, end_ms))
+    pub fn label_names(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .label_names(tenant, matcher_sets, start_ms, end_ms))
     }
 
     /// Sorted values of one label.
-    pub fn label_values(&self, tenant: &str, name: &str, matcher_sets: &[Vec<Matcher>], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
-        Ok(self.shared.label_values(tenant, name, matcher_sets, start_ms, end_ms))
+    pub fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .label_values(tenant, name, matcher_sets, start_ms, end_ms))
     }
 
     /// Log records with `start_ns <= timestamp_ns <= end_ns`, oldest first, at most `limit`.
-    pub fn select_logs(&self, tenant: &str, start_ns: i64, end_ns: i64, limit: usize) -> Result<Vec<LogRecord>> {
+    pub fn select_logs(
+        &self,
+        tenant: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>> {
         self.shared.select_logs(tenant, start_ns, end_ns, limit)
     }
 
     /// Spans starting in `[start_ns, end_ns]`, optionally only one trace.
-    pub fn select_spans(&self, tenant: &str, trace_id: Option<&[u8]>, start_ns: i64, end_ns: i64) -> Result<Vec<SpanRecord>> {
+    pub fn select_spans(
+        &self,
+        tenant: &str,
+        trace_id: Option<&[u8]>,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<SpanRecord>> {
         self.shared.select_spans(tenant, trace_id, start_ns, end_ns)
     }
 
@@ -339,7 +417,9 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         let tx = self.wal_tx.as_ref().ok_or(Error::Closed)?;
         let (reply, rx) = oneshot::channel();
-        tx.send(WalMsg::Flush { reply: Some(reply) }).await.map_err(|_| Error::Closed)?;
+        tx.send(WalMsg::Flush { reply: Some(reply) })
+            .await
+            .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -371,7 +451,9 @@ impl Store {
             rejected_out_of_order_total: get(&c.out_of_order),
             rejected_duplicate_total: get(&c.duplicate),
             rejected_series_limit_total: get(&c.series_limit),
-            memtable_bytes: (st.active.bytes + st.frozen.iter().map(|(_, m)| m.bytes).sum::<usize>()) as u64,
+            memtable_bytes: (st.active.bytes
+                + st.frozen.iter().map(|(_, m)| m.bytes).sum::<usize>())
+                as u64,
             parts_bytes,
             metrics_parts_bytes: engine::signal_bytes(&st, layout::Signal::Metrics),
         }

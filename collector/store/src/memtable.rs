@@ -46,13 +46,23 @@ impl Rejections {
         self.0.entry(reason).or_insert_with(|| (0, example())).0 += n;
     }
     fn into_vec(self) -> Vec<Rejection> {
-        self.0.into_iter().map(|(reason, (count, example))| Rejection { reason, count, example }).collect()
+        self.0
+            .into_iter()
+            .map(|(reason, (count, example))| Rejection {
+                reason,
+                count,
+                example,
+            })
+            .collect()
     }
 }
 
 /// Prometheus-style `{a="b", c="d"}`.
 pub(crate) fn format_labels(l: &Labels) -> String {
-    let inner: Vec<String> = l.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
+    let inner: Vec<String> = l
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
     format!("{{{}}}", inner.join(", "))
 }
 
@@ -73,7 +83,9 @@ pub(crate) fn apply(
             let tidx = index.entry(tenant.to_string()).or_default();
             let tmem = mem.tenants.entry(tenant.to_string()).or_default();
             for s in series {
-                let Some(first) = s.samples.first() else { continue };
+                let Some(first) = s.samples.first() else {
+                    continue;
+                };
                 let id = match tidx.get(&s.labels) {
                     Some(id) => id,
                     None if tidx.series.len() >= max_series => {
@@ -86,7 +98,11 @@ pub(crate) fn apply(
                         continue;
                     }
                     None => {
-                        added_bytes += 64 + s.labels.iter().map(|l| l.name.len() + l.value.len() + 48).sum::<usize>();
+                        added_bytes += 64
+                            + s.labels
+                                .iter()
+                                .map(|l| l.name.len() + l.value.len() + 48)
+                                .sum::<usize>();
                         tidx.insert(SeriesEntry {
                             labels: s.labels.clone(),
                             min_ts: first.timestamp_ms,
@@ -149,7 +165,11 @@ pub(crate) fn apply(
                 let b = logs_to_batch(&logs)?;
                 accepted += logs.len() as u64;
                 added_bytes += b.get_array_memory_size();
-                mem.tenants.entry(tenant.to_string()).or_default().logs.push(b);
+                mem.tenants
+                    .entry(tenant.to_string())
+                    .or_default()
+                    .logs
+                    .push(b);
             }
         }
         WriteBatch::Spans(spans) => {
@@ -157,7 +177,11 @@ pub(crate) fn apply(
                 let b = spans_to_batch(&spans)?;
                 accepted += spans.len() as u64;
                 added_bytes += b.get_array_memory_size();
-                mem.tenants.entry(tenant.to_string()).or_default().spans.push(b);
+                mem.tenants
+                    .entry(tenant.to_string())
+                    .or_default()
+                    .spans
+                    .push(b);
             }
         }
     }
@@ -165,7 +189,10 @@ pub(crate) fn apply(
         mem.bytes += added_bytes;
         mem.oldest_ms.get_or_insert(now_ms);
     }
-    Ok(WriteOutcome { accepted, rejected: rejected.into_vec() })
+    Ok(WriteOutcome {
+        accepted,
+        rejected: rejected.into_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -176,24 +203,61 @@ mod tests {
     fn batch(name: &str, samples: &[(i64, f64)]) -> WriteBatch {
         WriteBatch::Metrics(vec![Series {
             labels: Labels::from_pairs([("__name__", name)]),
-            samples: samples.iter().map(|&(t, v)| Sample { timestamp_ms: t, value: v }).collect(),
+            samples: samples
+                .iter()
+                .map(|&(t, v)| Sample {
+                    timestamp_ms: t,
+                    value: v,
+                })
+                .collect(),
         }])
     }
 
     #[test]
     fn prometheus_ingest_rules() {
         let (mut idx, mut mem) = (HashMap::new(), MemTables::default());
-        let o = apply(&mut idx, &mut mem, "t", batch("a", &[(10, 1.0), (20, 2.0)]), 2, 0).unwrap();
+        let o = apply(
+            &mut idx,
+            &mut mem,
+            "t",
+            batch("a", &[(10, 1.0), (20, 2.0)]),
+            2,
+            0,
+        )
+        .unwrap();
         assert_eq!((o.accepted, o.rejected.len()), (2, 0));
         // same ts, same value: no-op; same ts other value: duplicate; older: out of order
-        let o = apply(&mut idx, &mut mem, "t", batch("a", &[(20, 2.0), (20, 3.0), (15, 1.0), (30, 4.0)]), 2, 0).unwrap();
+        let o = apply(
+            &mut idx,
+            &mut mem,
+            "t",
+            batch("a", &[(20, 2.0), (20, 3.0), (15, 1.0), (30, 4.0)]),
+            2,
+            0,
+        )
+        .unwrap();
         assert_eq!(o.accepted, 2);
         let reasons: Vec<_> = o.rejected.iter().map(|r| (r.reason, r.count)).collect();
-        assert_eq!(reasons, vec![(RejectReason::OutOfOrder, 1), (RejectReason::Duplicate, 1)]);
-        assert!(o.rejected[0].example.contains(r#"{__name__="a"}"#), "{}", o.rejected[0].example);
+        assert_eq!(
+            reasons,
+            vec![(RejectReason::OutOfOrder, 1), (RejectReason::Duplicate, 1)]
+        );
+        assert!(
+            o.rejected[0].example.contains(r#"{__name__="a"}"#),
+            "{}",
+            o.rejected[0].example
+        );
         assert_eq!(mem.tenants["t"].metrics[&0].ts, vec![10, 20, 30]);
         apply(&mut idx, &mut mem, "t", batch("b", &[(1, 1.0)]), 2, 0).unwrap();
-        let o = apply(&mut idx, &mut mem, "t", batch("c", &[(1, 1.0), (2, 2.0)]), 2, 0).unwrap();
+        let o = apply(
+            &mut idx,
+            &mut mem,
+            "t",
+            batch("c", &[(1, 1.0), (2, 2.0)]),
+            2,
+            0,
+        )
+        .unwrap();
         assert_eq!(o.rejected[0].reason, RejectReason::SeriesLimit);
         assert_eq!(o.rejected[0].count, 2);
         // other tenants have their own limit

@@ -7,7 +7,9 @@
 
 use crate::memtable::SeriesChunk;
 use crate::{Error, Result};
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, Int8Array, RecordBatch, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, Int8Array, RecordBatch, UInt32Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -15,7 +17,9 @@ use parquet::schema::types::ColumnPath;
 use std::sync::{Arc, OnceLock};
 
 /// Powers of ten that are exact in an `f64`.
-const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
 
 pub(crate) fn schema() -> SchemaRef {
@@ -73,7 +77,11 @@ fn scaled(v: f64, d: usize) -> Option<i64> {
 
 /// Builds a part's rows from series chunks (ascending ids), keeping only samples in
 /// `[from, to)`.
-pub(crate) fn build_batch<'a>(series: impl Iterator<Item = (u32, &'a SeriesChunk)>, from: i64, to: i64) -> Result<RecordBatch> {
+pub(crate) fn build_batch<'a>(
+    series: impl Iterator<Item = (u32, &'a SeriesChunk)>,
+    from: i64,
+    to: i64,
+) -> Result<RecordBatch> {
     let mut ids = Vec::new();
     let mut ts = Vec::new();
     let mut ints: Vec<Option<i64>> = Vec::new();
@@ -122,21 +130,44 @@ pub(crate) fn read_batch(
     end: i64,
     out: &mut Vec<(usize, i64, f64)>,
 ) -> Result<()> {
-    let col = |n: &str| b.column_by_name(n).ok_or_else(|| Error::Parquet(format!("column {n} missing")));
+    let col = |n: &str| {
+        b.column_by_name(n)
+            .ok_or_else(|| Error::Parquet(format!("column {n} missing")))
+    };
     let bad = |n: &str| Error::Parquet(format!("column {n} has the wrong type"));
-    let ids = col("series_id")?.as_any().downcast_ref::<UInt32Array>().ok_or_else(|| bad("series_id"))?;
-    let ts = col("timestamp_ms")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("timestamp_ms"))?;
-    let ints = col("value_int")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("value_int"))?;
-    let floats = col("value_f64")?.as_any().downcast_ref::<Float64Array>().ok_or_else(|| bad("value_f64"))?;
-    let scales = col("value_scale")?.as_any().downcast_ref::<Int8Array>().ok_or_else(|| bad("value_scale"))?;
+    let ids = col("series_id")?
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .ok_or_else(|| bad("series_id"))?;
+    let ts = col("timestamp_ms")?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| bad("timestamp_ms"))?;
+    let ints = col("value_int")?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| bad("value_int"))?;
+    let floats = col("value_f64")?
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| bad("value_f64"))?;
+    let scales = col("value_scale")?
+        .as_any()
+        .downcast_ref::<Int8Array>()
+        .ok_or_else(|| bad("value_scale"))?;
     for i in 0..b.num_rows() {
-        let Some(s) = slot(ids.value(i)) else { continue };
+        let Some(s) = slot(ids.value(i)) else {
+            continue;
+        };
         let t = ts.value(i);
         if t < start || t > end {
             continue;
         }
         let v = if ints.is_valid(i) {
-            let d = usize::try_from(scales.value(i)).ok().filter(|&d| d < POW10.len()).ok_or_else(|| bad("value_scale"))?;
+            let d = usize::try_from(scales.value(i))
+                .ok()
+                .filter(|&d| d < POW10.len())
+                .ok_or_else(|| bad("value_scale"))?;
             ints.value(i) as f64 / POW10[d]
         } else {
             floats.value(i)
@@ -165,8 +196,14 @@ mod tests {
             1.0 / 3.0,
             123456789.123,
         ];
-        let chunk = SeriesChunk { ts: (0..vals.len() as i64).collect(), vals: vals.clone() };
-        let other = SeriesChunk { ts: vec![5, 100], vals: vec![7.0, 8.0] };
+        let chunk = SeriesChunk {
+            ts: (0..vals.len() as i64).collect(),
+            vals: vals.clone(),
+        };
+        let other = SeriesChunk {
+            ts: vec![5, 100],
+            vals: vec![7.0, 8.0],
+        };
         let b = build_batch([(1, &chunk), (2, &other)].into_iter(), 0, 100).unwrap();
         assert_eq!(b.num_rows(), vals.len() + 1);
         let scales = b.column(4).as_any().downcast_ref::<Int8Array>().unwrap();

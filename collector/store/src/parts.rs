@@ -7,10 +7,14 @@
 use crate::layout::{self, create_dir_all, hour_of, io_err, part_dir, part_file_name, Signal};
 use crate::memtable::{MemTables, TenantMem};
 use crate::model::{LogRecord, SpanRecord};
-use crate::records_part::{logs_from_batch, logs_schema, logs_to_batch, spans_from_batch, spans_schema, spans_to_batch};
+use crate::records_part::{
+    logs_from_batch, logs_schema, logs_to_batch, spans_from_batch, spans_schema, spans_to_batch,
+};
 use crate::{metrics_part, Error, Result};
 use arrow::array::RecordBatch;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -43,30 +47,58 @@ fn pq_err(e: impl std::fmt::Display) -> Error {
 }
 
 fn kv<'a>(meta: &'a ArrowReaderMetadata, key: &str) -> Option<&'a str> {
-    meta.metadata().file_metadata().key_value_metadata()?.iter().find(|k| k.key == key)?.value.as_deref()
+    meta.metadata()
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|k| k.key == key)?
+        .value
+        .as_deref()
 }
 
 /// Opens one part's footer.
-pub(crate) fn load_part(path: &Path, signal: Signal, hour_ms: i64, generation: u64) -> Result<PartMeta> {
+pub(crate) fn load_part(
+    path: &Path,
+    signal: Signal,
+    hour_ms: i64,
+    generation: u64,
+) -> Result<PartMeta> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let bytes = f.metadata().map_err(|e| io_err(path, e))?.len();
-    let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let meta =
+        ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(|e| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let expected = match signal {
         Signal::Metrics => metrics_part::schema(),
         Signal::Logs => logs_schema(),
         Signal::Traces => spans_schema(),
     };
     if meta.schema().fields() != expected.fields() {
-        return Err(Error::Corrupt { path: path.to_path_buf(), reason: "unexpected schema".into() });
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "unexpected schema".into(),
+        });
     }
     let span = signal.units_per_hour();
     let first = hour_ms / layout::HOUR_MS * span;
-    let min_time = kv(&meta, "sightline.min_time").and_then(|v| v.parse().ok()).unwrap_or(first);
-    let max_time = kv(&meta, "sightline.max_time").and_then(|v| v.parse().ok()).unwrap_or(first + span - 1);
-    Ok(PartMeta { signal, hour_ms, generation, path: path.to_path_buf(), bytes, min_time, max_time, meta })
+    let min_time = kv(&meta, "sightline.min_time")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(first);
+    let max_time = kv(&meta, "sightline.max_time")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(first + span - 1);
+    Ok(PartMeta {
+        signal,
+        hour_ms,
+        generation,
+        path: path.to_path_buf(),
+        bytes,
+        min_time,
+        max_time,
+        meta,
+    })
 }
 
 /// What the start-up scan found.
@@ -81,28 +113,46 @@ pub(crate) struct ScanReport {
 /// reach its checkpoint) are deleted: their data is still in the WAL. Unreadable parts,
 /// and metrics parts when `quarantine_metrics` (their series index is lost), go to
 /// `quarantine/`.
-pub(crate) fn scan(root: &Path, max_generation: Option<u64>, quarantine_metrics: bool) -> Result<ScanReport> {
+pub(crate) fn scan(
+    root: &Path,
+    max_generation: Option<u64>,
+    quarantine_metrics: bool,
+) -> Result<ScanReport> {
     let mut rep = ScanReport::default();
     for signal in Signal::ALL {
         let sdir = root.join(signal.dir());
         create_dir_all(&sdir)?;
         for tdir in read_dir(&sdir)? {
-            let Some(tenant) = tdir.file_name().and_then(|n| n.to_str()).and_then(layout::tenant_from_dir) else {
+            let Some(tenant) = tdir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(layout::tenant_from_dir)
+            else {
                 tracing::warn!(path = %tdir.display(), "ignoring unexpected entry in part directory");
                 continue;
             };
             for hdir in read_dir(&tdir)? {
-                let Some(hour_ms) = hdir.file_name().and_then(|n| n.to_str()).and_then(layout::hour_from_dir) else {
+                let Some(hour_ms) = hdir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(layout::hour_from_dir)
+                else {
                     tracing::warn!(path = %hdir.display(), "ignoring unexpected entry in part directory");
                     continue;
                 };
                 for file in read_dir(&hdir)? {
-                    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                    let name = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default()
+                        .to_string();
                     if name.ends_with(".tmp") {
                         let _ = std::fs::remove_file(&file);
                         continue;
                     }
-                    let Some(generation) = layout::part_gen(&name) else { continue };
+                    let Some(generation) = layout::part_gen(&name) else {
+                        continue;
+                    };
                     if max_generation.is_some_and(|m| generation > m) {
                         tracing::info!(path = %file.display(), "removing part of an unfinished flush");
                         std::fs::remove_file(&file).map_err(|e| io_err(&file, e))?;
@@ -110,12 +160,19 @@ pub(crate) fn scan(root: &Path, max_generation: Option<u64>, quarantine_metrics:
                         continue;
                     }
                     let loaded = if quarantine_metrics && signal == Signal::Metrics {
-                        Err(Error::Corrupt { path: file.clone(), reason: "series index lost".into() })
+                        Err(Error::Corrupt {
+                            path: file.clone(),
+                            reason: "series index lost".into(),
+                        })
                     } else {
                         load_part(&file, signal, hour_ms, generation)
                     };
                     match loaded {
-                        Ok(p) => rep.catalog.entry((signal, tenant.clone())).or_default().push(Arc::new(p)),
+                        Ok(p) => rep
+                            .catalog
+                            .entry((signal, tenant.clone()))
+                            .or_default()
+                            .push(Arc::new(p)),
                         Err(e) => {
                             let dest = layout::quarantine(root, &file)?;
                             tracing::warn!(path = %file.display(), dest = %dest.display(), "part quarantined: {e}");
@@ -145,7 +202,12 @@ fn records_props() -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).unwrap_or_default()))
         .set_max_row_group_row_count(Some(64 * 1024));
-    for c in ["timestamp_ns", "observed_timestamp_ns", "start_time_ns", "end_time_ns"] {
+    for c in [
+        "timestamp_ns",
+        "observed_timestamp_ns",
+        "start_time_ns",
+        "end_time_ns",
+    ] {
         b = b
             .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(ColumnPath::from(c), false);
@@ -175,19 +237,33 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
         }
     }
     for h in hours {
-        let batch = metrics_part::build_batch(t.metrics.iter().map(|(id, c)| (*id, c)), h, h + layout::HOUR_MS)?;
-        let (lo, hi) = t.metrics.values().flat_map(|c| c.ts.iter()).filter(|&&x| hour_of(Signal::Metrics, x) == h).fold(
-            (i64::MAX, i64::MIN),
-            |(lo, hi), &x| (lo.min(x), hi.max(x)),
-        );
-        out.push(Pending { signal: Signal::Metrics, hour_ms: h, batch, min_time: lo, max_time: hi });
+        let batch = metrics_part::build_batch(
+            t.metrics.iter().map(|(id, c)| (*id, c)),
+            h,
+            h + layout::HOUR_MS,
+        )?;
+        let (lo, hi) = t
+            .metrics
+            .values()
+            .flat_map(|c| c.ts.iter())
+            .filter(|&&x| hour_of(Signal::Metrics, x) == h)
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        out.push(Pending {
+            signal: Signal::Metrics,
+            hour_ms: h,
+            batch,
+            min_time: lo,
+            max_time: hi,
+        });
     }
     let mut logs: Vec<LogRecord> = Vec::new();
     for b in &t.logs {
         logs_from_batch(b, i64::MIN, i64::MAX, &mut logs)?;
     }
     logs.sort_by_key(|r| r.timestamp_ns);
-    for chunk in logs.chunk_by(|a, b| hour_of(Signal::Logs, a.timestamp_ns) == hour_of(Signal::Logs, b.timestamp_ns)) {
+    for chunk in logs.chunk_by(|a, b| {
+        hour_of(Signal::Logs, a.timestamp_ns) == hour_of(Signal::Logs, b.timestamp_ns)
+    }) {
         out.push(Pending {
             signal: Signal::Logs,
             hour_ms: hour_of(Signal::Logs, chunk[0].timestamp_ns),
@@ -201,9 +277,9 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
         spans_from_batch(b, None, i64::MIN, i64::MAX, &mut spans)?;
     }
     spans.sort_by_key(|r| r.start_time_ns);
-    for chunk in
-        spans.chunk_by(|a, b| hour_of(Signal::Traces, a.start_time_ns) == hour_of(Signal::Traces, b.start_time_ns))
-    {
+    for chunk in spans.chunk_by(|a, b| {
+        hour_of(Signal::Traces, a.start_time_ns) == hour_of(Signal::Traces, b.start_time_ns)
+    }) {
         out.push(Pending {
             signal: Signal::Traces,
             hour_ms: hour_of(Signal::Traces, chunk[0].start_time_ns),
@@ -216,7 +292,11 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
 }
 
 fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<()> {
-    let mut props = if p.signal == Signal::Metrics { metrics_part::writer_properties() } else { records_props() };
+    let mut props = if p.signal == Signal::Metrics {
+        metrics_part::writer_properties()
+    } else {
+        records_props()
+    };
     let kvs = vec![
         KeyValue::new("sightline.signal".into(), p.signal.dir().to_string()),
         KeyValue::new("sightline.tenant".into(), tenant.to_string()),
@@ -224,7 +304,10 @@ fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<
         KeyValue::new("sightline.min_time".into(), p.min_time.to_string()),
         KeyValue::new("sightline.max_time".into(), p.max_time.to_string()),
     ];
-    props = props.into_builder().set_key_value_metadata(Some(kvs)).build();
+    props = props
+        .into_builder()
+        .set_key_value_metadata(Some(kvs))
+        .build();
     let f = File::create(path).map_err(|e| io_err(path, e))?;
     let mut w = ArrowWriter::try_new(f, p.batch.schema(), Some(props)).map_err(pq_err)?;
     w.write(&p.batch).map_err(|e| disk_or_pq(path, e))?;
@@ -234,17 +317,23 @@ fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<
 
 fn disk_or_pq(path: &Path, e: parquet::errors::ParquetError) -> Error {
     match e {
-        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => io_err(path, *io),
-            Err(other) => pq_err(other),
-        },
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => io_err(path, *io),
+                Err(other) => pq_err(other),
+            }
+        }
         other => pq_err(other),
     }
 }
 
 /// Writes every tenant's data of `mem` as generation `generation` and returns the new
 /// parts. On error nothing of this generation is left on disk.
-pub(crate) fn write_generation(root: &Path, generation: u64, mem: &MemTables) -> Result<Vec<(String, Arc<PartMeta>)>> {
+pub(crate) fn write_generation(
+    root: &Path,
+    generation: u64,
+    mem: &MemTables,
+) -> Result<Vec<(String, Arc<PartMeta>)>> {
     let mut written: Vec<(String, Signal, i64, PathBuf)> = Vec::new();
     let res = (|| -> Result<()> {
         let mut tenants: Vec<_> = mem.tenants.iter().collect();
@@ -302,20 +391,28 @@ pub(crate) fn write_generation(root: &Path, generation: u64, mem: &MemTables) ->
 fn rg_range(meta: &ArrowReaderMetadata, rg: usize, col: usize) -> Option<(i64, i64)> {
     match meta.metadata().row_group(rg).column(col).statistics()? {
         Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
-        Statistics::Int32(s) => Some((i64::from(*s.min_opt()? as u32), i64::from(*s.max_opt()? as u32))),
+        Statistics::Int32(s) => Some((
+            i64::from(*s.min_opt()? as u32),
+            i64::from(*s.max_opt()? as u32),
+        )),
         _ => None,
     }
 }
 
 /// Reads the row groups of `part` whose statistics may hold rows with `lo <= col <= hi`
 /// for every `(col, lo, hi)` in `ranges`.
-pub(crate) fn read_pruned(part: &PartMeta, ranges: &[(usize, i64, i64)]) -> Result<Vec<RecordBatch>> {
+pub(crate) fn read_pruned(
+    part: &PartMeta,
+    ranges: &[(usize, i64, i64)],
+) -> Result<Vec<RecordBatch>> {
     let groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
         .filter(|&rg| {
-            ranges.iter().all(|&(col, lo, hi)| match rg_range(&part.meta, rg, col) {
-                Some((min, max)) => max >= lo && min <= hi,
-                None => true,
-            })
+            ranges
+                .iter()
+                .all(|&(col, lo, hi)| match rg_range(&part.meta, rg, col) {
+                    Some((min, max)) => max >= lo && min <= hi,
+                    None => true,
+                })
         })
         .collect();
     if groups.is_empty() {
@@ -327,8 +424,10 @@ pub(crate) fn read_pruned(part: &PartMeta, ranges: &[(usize, i64, i64)]) -> Resu
         .with_batch_size(64 * 1024)
         .build()
         .map_err(pq_err)?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::Corrupt {
-        path: part.path.clone(),
-        reason: e.to_string(),
-    })
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Corrupt {
+            path: part.path.clone(),
+            reason: e.to_string(),
+        })
 }

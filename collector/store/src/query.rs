@@ -17,50 +17,88 @@ use std::sync::Arc;
 
 fn overlapping(parts: Option<&Vec<Arc<PartMeta>>>, start: i64, end: i64) -> Vec<Arc<PartMeta>> {
     parts
-        .map(|ps| ps.iter().filter(|p| p.min_time <= end && p.max_time >= start).cloned().collect())
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p.min_time <= end && p.max_time >= start)
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Memtables oldest first: frozen generations, then the active one.
 fn memtables(st: &crate::engine::State) -> impl Iterator<Item = &MemTables> {
-    st.frozen.iter().map(|(_, m)| m.as_ref()).chain(std::iter::once(&st.active))
+    st.frozen
+        .iter()
+        .map(|(_, m)| m.as_ref())
+        .chain(std::iter::once(&st.active))
 }
 
 impl Shared {
-    pub(crate) fn select_series(&self, tenant: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>> {
+    pub(crate) fn select_series(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>> {
         let (labels, mut samples, parts, ids) = {
             let st = self.state.read();
-            let Some(ti) = st.index.get(tenant) else { return Ok(Vec::new()) };
+            let Some(ti) = st.index.get(tenant) else {
+                return Ok(Vec::new());
+            };
             let ids = ti.select(matchers, start, end);
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
-            let labels: Vec<Labels> = ids.iter().map(|&id| ti.series[id as usize].labels.clone()).collect();
-            let parts = overlapping(st.catalog.get(&(Signal::Metrics, tenant.to_string())), start, end);
+            let labels: Vec<Labels> = ids
+                .iter()
+                .map(|&id| ti.series[id as usize].labels.clone())
+                .collect();
+            let parts = overlapping(
+                st.catalog.get(&(Signal::Metrics, tenant.to_string())),
+                start,
+                end,
+            );
             let mut mem: Vec<Vec<Sample>> = vec![Vec::new(); ids.len()];
             for m in memtables(&st) {
-                let Some(t) = m.tenants.get(tenant) else { continue };
+                let Some(t) = m.tenants.get(tenant) else {
+                    continue;
+                };
                 for (slot, id) in ids.iter().enumerate() {
                     let Some(c) = t.metrics.get(id) else { continue };
                     let lo = c.ts.partition_point(|&x| x < start);
                     let hi = c.ts.partition_point(|&x| x <= end);
-                    mem[slot].extend((lo..hi).map(|i| Sample { timestamp_ms: c.ts[i], value: c.vals[i] }));
+                    mem[slot].extend((lo..hi).map(|i| Sample {
+                        timestamp_ms: c.ts[i],
+                        value: c.vals[i],
+                    }));
                 }
             }
             (labels, mem, parts, ids)
         };
         if !parts.is_empty() {
-            let slots: HashMap<u32, usize> = ids.iter().enumerate().map(|(s, &id)| (id, s)).collect();
+            let slots: HashMap<u32, usize> =
+                ids.iter().enumerate().map(|(s, &id)| (id, s)).collect();
             let (min_id, max_id) = (i64::from(ids[0]), i64::from(ids[ids.len() - 1]));
             let mut rows = Vec::new();
             for p in &parts {
                 for b in read_pruned(p, &[(0, min_id, max_id), (1, start, end)])? {
-                    metrics_part::read_batch(&b, |id| slots.get(&id).copied(), start, end, &mut rows)?;
+                    metrics_part::read_batch(
+                        &b,
+                        |id| slots.get(&id).copied(),
+                        start,
+                        end,
+                        &mut rows,
+                    )?;
                 }
             }
             let mut from_parts: Vec<Vec<Sample>> = vec![Vec::new(); ids.len()];
             for (slot, t, v) in rows {
-                from_parts[slot].push(Sample { timestamp_ms: t, value: v });
+                from_parts[slot].push(Sample {
+                    timestamp_ms: t,
+                    value: v,
+                });
             }
             for (slot, mut older) in from_parts.into_iter().enumerate() {
                 if !older.is_empty() {
@@ -100,15 +138,34 @@ impl Shared {
         Some(f(&mut it))
     }
 
-    pub(crate) fn series(&self, tenant: &str, sets: &[Vec<Matcher>], start: i64, end: i64) -> Vec<Labels> {
-        let mut v = self.with_matching(tenant, sets, start, end, |it| it.cloned().collect::<Vec<_>>()).unwrap_or_default();
+    pub(crate) fn series(
+        &self,
+        tenant: &str,
+        sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+    ) -> Vec<Labels> {
+        let mut v = self
+            .with_matching(tenant, sets, start, end, |it| {
+                it.cloned().collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
         v.sort();
         v
     }
 
-    pub(crate) fn label_names(&self, tenant: &str, sets: &[Vec<Matcher>], start: i64, end: i64) -> Vec<String> {
+    pub(crate) fn label_names(
+        &self,
+        tenant: &str,
+        sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+    ) -> Vec<String> {
         self.with_matching(tenant, sets, start, end, |it| {
-            it.flat_map(|l| l.iter().map(|l| l.name.clone())).collect::<BTreeSet<_>>().into_iter().collect()
+            it.flat_map(|l| l.iter().map(|l| l.name.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
         })
         .unwrap_or_default()
     }
@@ -122,7 +179,10 @@ impl Shared {
         end: i64,
     ) -> Vec<String> {
         self.with_matching(tenant, sets, start, end, |it| {
-            it.filter_map(|l| l.get(name).map(str::to_string)).collect::<BTreeSet<_>>().into_iter().collect()
+            it.filter_map(|l| l.get(name).map(str::to_string))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
         })
         .unwrap_or_default()
     }
@@ -140,13 +200,27 @@ impl Shared {
         let mut batches = Vec::new();
         for m in memtables(&st) {
             if let Some(t) = m.tenants.get(tenant) {
-                batches.extend(if signal == Signal::Logs { &t.logs } else { &t.spans }.iter().cloned());
+                batches.extend(
+                    if signal == Signal::Logs {
+                        &t.logs
+                    } else {
+                        &t.spans
+                    }
+                    .iter()
+                    .cloned(),
+                );
             }
         }
         (parts, batches)
     }
 
-    pub(crate) fn select_logs(&self, tenant: &str, start: i64, end: i64, limit: usize) -> Result<Vec<LogRecord>> {
+    pub(crate) fn select_logs(
+        &self,
+        tenant: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>> {
         let (parts, batches) = self.record_sources(tenant, Signal::Logs, start, end);
         let mut out = Vec::new();
         for p in &parts {
@@ -179,7 +253,11 @@ impl Shared {
         for b in &batches {
             spans_from_batch(b, trace, start, end, &mut out)?;
         }
-        out.sort_by(|a, b| a.start_time_ns.cmp(&b.start_time_ns).then_with(|| a.span_id.cmp(&b.span_id)));
+        out.sort_by(|a, b| {
+            a.start_time_ns
+                .cmp(&b.start_time_ns)
+                .then_with(|| a.span_id.cmp(&b.span_id))
+        });
         Ok(out)
     }
 }

@@ -6,8 +6,8 @@
 use crate::model::{AttrValue, Attributes, LogRecord, SpanRecord};
 use crate::{Error, Result};
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
-    UInt32Array,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
+    StringBuilder, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::fmt;
@@ -82,7 +82,10 @@ pub(crate) fn attrs_from_json(s: &str) -> Result<Attributes> {
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
-        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> std::result::Result<Attributes, M::Error> {
+        fn visit_map<M: serde::de::MapAccess<'de>>(
+            self,
+            mut m: M,
+        ) -> std::result::Result<Attributes, M::Error> {
             let mut out = Vec::new();
             while let Some((k, v)) = m.next_entry::<String, AttrValue>()? {
                 out.push((k, v));
@@ -91,7 +94,8 @@ pub(crate) fn attrs_from_json(s: &str) -> Result<Attributes> {
         }
     }
     let mut de = serde_json::Deserializer::from_str(s);
-    serde::Deserializer::deserialize_map(&mut de, V).map_err(|e| Error::Parquet(format!("bad attributes json: {e}")))
+    serde::Deserializer::deserialize_map(&mut de, V)
+        .map_err(|e| Error::Parquet(format!("bad attributes json: {e}")))
 }
 
 fn strings<'a>(it: impl Iterator<Item = &'a str>) -> ArrayRef {
@@ -118,9 +122,15 @@ pub(crate) fn logs_to_batch(logs: &[LogRecord]) -> Result<RecordBatch> {
     let attrs: Vec<String> = logs.iter().map(|r| attrs_to_json(&r.attributes)).collect();
     let res: Vec<String> = logs.iter().map(|r| attrs_to_json(&r.resource)).collect();
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(logs.iter().map(|r| r.timestamp_ns))),
-        Arc::new(Int64Array::from_iter_values(logs.iter().map(|r| r.observed_timestamp_ns))),
-        Arc::new(Int32Array::from_iter_values(logs.iter().map(|r| r.severity_number))),
+        Arc::new(Int64Array::from_iter_values(
+            logs.iter().map(|r| r.timestamp_ns),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            logs.iter().map(|r| r.observed_timestamp_ns),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            logs.iter().map(|r| r.severity_number),
+        )),
         strings(logs.iter().map(|r| r.severity_text.as_str())),
         strings(logs.iter().map(|r| r.body.as_str())),
         strings(attrs.iter().map(String::as_str)),
@@ -146,12 +156,18 @@ pub(crate) fn spans_to_batch(spans: &[SpanRecord]) -> Result<RecordBatch> {
         strings(spans.iter().map(|r| r.trace_state.as_str())),
         strings(spans.iter().map(|r| r.name.as_str())),
         Arc::new(Int32Array::from_iter_values(spans.iter().map(|r| r.kind))),
-        Arc::new(Int64Array::from_iter_values(spans.iter().map(|r| r.start_time_ns))),
-        Arc::new(Int64Array::from_iter_values(spans.iter().map(|r| r.end_time_ns))),
+        Arc::new(Int64Array::from_iter_values(
+            spans.iter().map(|r| r.start_time_ns),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            spans.iter().map(|r| r.end_time_ns),
+        )),
         strings(attrs.iter().map(String::as_str)),
         strings(events.iter().map(String::as_str)),
         strings(links.iter().map(String::as_str)),
-        Arc::new(Int32Array::from_iter_values(spans.iter().map(|r| r.status_code))),
+        Arc::new(Int32Array::from_iter_values(
+            spans.iter().map(|r| r.status_code),
+        )),
         strings(spans.iter().map(|r| r.status_message.as_str())),
         strings(res.iter().map(String::as_str)),
         strings(spans.iter().map(|r| r.scope_name.as_str())),
@@ -173,7 +189,12 @@ impl<'a> Cols<'a> {
 }
 
 /// Log records of `b` with `start <= timestamp_ns <= end`, appended to `out`.
-pub(crate) fn logs_from_batch(b: &RecordBatch, start: i64, end: i64, out: &mut Vec<LogRecord>) -> Result<()> {
+pub(crate) fn logs_from_batch(
+    b: &RecordBatch,
+    start: i64,
+    end: i64,
+    out: &mut Vec<LogRecord>,
+) -> Result<()> {
     let c = Cols(b);
     let ts = c.get::<Int64Array>("timestamp_ns")?;
     let obs = c.get::<Int64Array>("observed_timestamp_ns")?;

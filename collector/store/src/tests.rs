@@ -28,14 +28,26 @@ const STALE: u64 = 0x7ff0_0000_0000_0002;
 fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> Series {
     Series {
         labels: Labels::from_pairs(pairs.iter().copied()),
-        samples: samples.iter().map(|&(t, v)| Sample { timestamp_ms: t, value: v }).collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| Sample {
+                timestamp_ms: t,
+                value: v,
+            })
+            .collect(),
     }
 }
 
 fn metrics() -> WriteBatch {
     WriteBatch::Metrics(vec![
-        series(&[("__name__", "up"), ("job", "node")], &[(T0, 1.0), (T0 + 15_000, f64::from_bits(STALE))]),
-        series(&[("__name__", "cpu"), ("job", "node"), ("mode", "idle")], &[(T0, 0.25), (T0 + 3_600_000, 12.5)]),
+        series(
+            &[("__name__", "up"), ("job", "node")],
+            &[(T0, 1.0), (T0 + 15_000, f64::from_bits(STALE))],
+        ),
+        series(
+            &[("__name__", "cpu"), ("job", "node"), ("mode", "idle")],
+            &[(T0, 0.25), (T0 + 3_600_000, 12.5)],
+        ),
         series(&[("__name__", "up"), ("job", "api")], &[(T0 - 1, 1.0)]),
     ])
 }
@@ -47,7 +59,10 @@ fn log(ts: i64, body: &str) -> LogRecord {
         severity_number: 9,
         severity_text: "INFO".into(),
         body: body.into(),
-        attributes: vec![("z".into(), json!(1.5)), ("a".into(), json!({"nested": [1, "x", null]}))],
+        attributes: vec![
+            ("z".into(), json!(1.5)),
+            ("a".into(), json!({"nested": [1, "x", null]})),
+        ],
         resource: vec![("service.name".into(), json!("api"))],
         scope_name: "scope".into(),
         scope_version: "1.0".into(),
@@ -90,28 +105,62 @@ fn all_series(s: &Store, tenant: &str) -> Vec<Series> {
 async fn write_all(s: &Store) {
     let o = s.write("t1", metrics()).await.unwrap();
     assert_eq!((o.accepted, o.rejected.len()), (5, 0));
-    let logs = vec![log(T0 * 1_000_000 + 5, "second"), log(T0 * 1_000_000, "first ✓")];
-    assert_eq!(s.write("t1", WriteBatch::Logs(logs)).await.unwrap().accepted, 2);
+    let logs = vec![
+        log(T0 * 1_000_000 + 5, "second"),
+        log(T0 * 1_000_000, "first ✓"),
+    ];
+    assert_eq!(
+        s.write("t1", WriteBatch::Logs(logs))
+            .await
+            .unwrap()
+            .accepted,
+        2
+    );
     let spans = vec![span(1, T0 * 1_000_000), span(2, T0 * 1_000_000 + 10)];
-    assert_eq!(s.write("t1", WriteBatch::Spans(spans)).await.unwrap().accepted, 2);
+    assert_eq!(
+        s.write("t1", WriteBatch::Spans(spans))
+            .await
+            .unwrap()
+            .accepted,
+        2
+    );
 }
 
 fn check_all(s: &Store) {
     let got = all_series(s, "t1");
-    let WriteBatch::Metrics(mut want) = metrics() else { unreachable!() };
+    let WriteBatch::Metrics(mut want) = metrics() else {
+        unreachable!()
+    };
     want.sort_by(|a, b| a.labels.cmp(&b.labels));
     assert_eq!(got.len(), 3);
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g.labels, w.labels);
-        let gb: Vec<(i64, u64)> = g.samples.iter().map(|s| (s.timestamp_ms, s.value.to_bits())).collect();
-        let wb: Vec<(i64, u64)> = w.samples.iter().map(|s| (s.timestamp_ms, s.value.to_bits())).collect();
+        let gb: Vec<(i64, u64)> = g
+            .samples
+            .iter()
+            .map(|s| (s.timestamp_ms, s.value.to_bits()))
+            .collect();
+        let wb: Vec<(i64, u64)> = w
+            .samples
+            .iter()
+            .map(|s| (s.timestamp_ms, s.value.to_bits()))
+            .collect();
         assert_eq!(gb, wb, "{:?}", g.labels);
     }
     let logs = s.select_logs("t1", 0, i64::MAX, 100).unwrap();
-    assert_eq!(logs, vec![log(T0 * 1_000_000, "first ✓"), log(T0 * 1_000_000 + 5, "second")]);
+    assert_eq!(
+        logs,
+        vec![
+            log(T0 * 1_000_000, "first ✓"),
+            log(T0 * 1_000_000 + 5, "second")
+        ]
+    );
     assert_eq!(s.select_logs("t1", 0, i64::MAX, 1).unwrap().len(), 1);
     let spans = s.select_spans("t1", None, 0, i64::MAX).unwrap();
-    assert_eq!(spans, vec![span(1, T0 * 1_000_000), span(2, T0 * 1_000_000 + 10)]);
+    assert_eq!(
+        spans,
+        vec![span(1, T0 * 1_000_000), span(2, T0 * 1_000_000 + 10)]
+    );
     let one = s.select_spans("t1", Some(&[2; 16]), 0, i64::MAX).unwrap();
     assert_eq!(one, vec![span(2, T0 * 1_000_000 + 10)]);
 }
@@ -129,7 +178,15 @@ async fn every_signal_survives_wal_replay() {
     assert_eq!(s.stats().parts_total, 0);
     check_all(&s);
     // replayed state still enforces ordering
-    let o = s.write("t1", WriteBatch::Metrics(vec![series(&[("__name__", "up"), ("job", "node")], &[(T0, 1.0)])])).await;
+    let o = s
+        .write(
+            "t1",
+            WriteBatch::Metrics(vec![series(
+                &[("__name__", "up"), ("job", "node")],
+                &[(T0, 1.0)],
+            )]),
+        )
+        .await;
     assert_eq!(o.unwrap().rejected[0].reason, RejectReason::OutOfOrder);
 }
 
@@ -146,7 +203,10 @@ async fn every_signal_round_trips_through_parquet() {
     assert_eq!(st.parts_total, 4, "{st:?}");
     let hour = d.path().join("metrics/t1/2023111422");
     assert!(hour.join("part-0000000001.parquet").is_file());
-    assert!(d.path().join("logs/t1/2023111422/part-0000000001.parquet").is_file());
+    assert!(d
+        .path()
+        .join("logs/t1/2023111422/part-0000000001.parquet")
+        .is_file());
     check_all(&s);
     // WAL segments covered by the flush are gone
     let segs = wal::list_segments(&d.path().join("wal")).unwrap();
@@ -157,13 +217,34 @@ async fn every_signal_round_trips_through_parquet() {
     assert_eq!(s.stats().series_total, 3);
     check_all(&s);
     // the last timestamp per series came back from the index checkpoint
-    let o = s.write("t1", WriteBatch::Metrics(vec![series(&[("__name__", "up"), ("job", "node")], &[(T0, 2.0)])])).await;
+    let o = s
+        .write(
+            "t1",
+            WriteBatch::Metrics(vec![series(
+                &[("__name__", "up"), ("job", "node")],
+                &[(T0, 2.0)],
+            )]),
+        )
+        .await;
     assert_eq!(o.unwrap().rejected[0].reason, RejectReason::OutOfOrder);
     // new data after a flush merges with parts
-    s.write("t1", WriteBatch::Metrics(vec![series(&[("__name__", "up"), ("job", "node")], &[(T0 + 30_000, 3.0)])]))
-        .await
+    s.write(
+        "t1",
+        WriteBatch::Metrics(vec![series(
+            &[("__name__", "up"), ("job", "node")],
+            &[(T0 + 30_000, 3.0)],
+        )]),
+    )
+    .await
+    .unwrap();
+    let got = s
+        .select_series(
+            "t1",
+            &[eq("job", "node"), eq("__name__", "up")],
+            T0 + 1,
+            T0 + 60_000,
+        )
         .unwrap();
-    let got = s.select_series("t1", &[eq("job", "node"), eq("__name__", "up")], T0 + 1, T0 + 60_000).unwrap();
     let ts: Vec<i64> = got[0].samples.iter().map(|s| s.timestamp_ms).collect();
     assert_eq!(ts, vec![T0 + 15_000, T0 + 30_000]);
     assert_eq!(got[0].samples[0].value.to_bits(), STALE);
@@ -175,24 +256,42 @@ async fn out_of_order_duplicate_and_series_limit() {
     let mut c = cfg(d.path());
     c.max_series_per_tenant = 2;
     let s = Store::open(c, Arc::new(SystemClock)).unwrap();
-    let m = |name: &str, samples: &[(i64, f64)]| WriteBatch::Metrics(vec![series(&[("__name__", name)], samples)]);
+    let m = |name: &str, samples: &[(i64, f64)]| {
+        WriteBatch::Metrics(vec![series(&[("__name__", name)], samples)])
+    };
     s.write("t", m("a", &[(10, 1.0), (20, 2.0)])).await.unwrap();
-    let o = s.write("t", m("a", &[(20, 2.0), (20, 5.0), (5, 1.0), (30, 3.0)])).await.unwrap();
+    let o = s
+        .write("t", m("a", &[(20, 2.0), (20, 5.0), (5, 1.0), (30, 3.0)]))
+        .await
+        .unwrap();
     assert_eq!(o.accepted, 2);
     let r: Vec<_> = o.rejected.iter().map(|r| (r.reason, r.count)).collect();
-    assert_eq!(r, vec![(RejectReason::OutOfOrder, 1), (RejectReason::Duplicate, 1)]);
+    assert_eq!(
+        r,
+        vec![(RejectReason::OutOfOrder, 1), (RejectReason::Duplicate, 1)]
+    );
     s.write("t", m("b", &[(1, 1.0)])).await.unwrap();
     let o = s.write("t", m("c", &[(1, 1.0)])).await.unwrap();
-    assert_eq!((o.accepted, o.rejected[0].reason), (0, RejectReason::SeriesLimit));
+    assert_eq!(
+        (o.accepted, o.rejected[0].reason),
+        (0, RejectReason::SeriesLimit)
+    );
     assert!(o.rejected[0].example.contains("__name__=\"c\""));
     let st = s.stats();
     assert_eq!(
-        (st.rejected_out_of_order_total, st.rejected_duplicate_total, st.rejected_series_limit_total),
+        (
+            st.rejected_out_of_order_total,
+            st.rejected_duplicate_total,
+            st.rejected_series_limit_total
+        ),
         (1, 1, 1)
     );
     let got = all_series(&s, "t");
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].samples.iter().map(|s| s.value).collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(
+        got[0].samples.iter().map(|s| s.value).collect::<Vec<_>>(),
+        vec![1.0, 2.0, 3.0]
+    );
     drop(s);
     // replay decides the same way: same series, same samples, same rejections counted
     let mut c = cfg(d.path());
@@ -201,7 +300,11 @@ async fn out_of_order_duplicate_and_series_limit() {
     assert_eq!(all_series(&s, "t"), got);
     let st = s.stats();
     assert_eq!(
-        (st.rejected_out_of_order_total, st.rejected_duplicate_total, st.rejected_series_limit_total),
+        (
+            st.rejected_out_of_order_total,
+            st.rejected_duplicate_total,
+            st.rejected_series_limit_total
+        ),
         (1, 1, 1)
     );
 }
@@ -233,7 +336,11 @@ async fn torn_tail_is_truncated() {
     check_all(&s);
     drop(s);
     let s = open(d.path());
-    assert_eq!(s.stats().wal_truncated_tails_total, 0, "the tail was cut off for good");
+    assert_eq!(
+        s.stats().wal_truncated_tails_total,
+        0,
+        "the tail was cut off for good"
+    );
     check_all(&s);
 }
 
@@ -253,10 +360,22 @@ async fn corrupt_wal_record_is_quarantined_and_the_rest_served() {
     std::fs::write(&seg, &bytes).unwrap();
     let s = open(d.path());
     let st = s.stats();
-    assert_eq!((st.wal_corrupt_records_total, st.quarantined_files_total), (1, 1));
-    let vals: Vec<f64> = all_series(&s, "t")[0].samples.iter().map(|s| s.value).collect();
+    assert_eq!(
+        (st.wal_corrupt_records_total, st.quarantined_files_total),
+        (1, 1)
+    );
+    let vals: Vec<f64> = all_series(&s, "t")[0]
+        .samples
+        .iter()
+        .map(|s| s.value)
+        .collect();
     assert_eq!(vals, vec![1.0, 3.0]);
-    assert_eq!(std::fs::read_dir(d.path().join("quarantine")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(d.path().join("quarantine"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +423,10 @@ async fn concurrent_writers_share_fsyncs() {
     for i in 0..400 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            let b = WriteBatch::Metrics(vec![series(&[("__name__", "w"), ("i", &i.to_string())], &[(T0, i as f64)])]);
+            let b = WriteBatch::Metrics(vec![series(
+                &[("__name__", "w"), ("i", &i.to_string())],
+                &[(T0, i as f64)],
+            )]);
             s.write("t", b).await.unwrap().accepted
         }));
     }
@@ -325,15 +447,27 @@ async fn disk_full_refuses_writes_and_recovers() {
     let s = open(d.path());
     s.write("t1", metrics()).await.unwrap();
     s.set_min_free_bytes(u64::MAX);
-    let e = s.write("t1", WriteBatch::Logs(vec![log(1, "x")])).await.unwrap_err();
+    let e = s
+        .write("t1", WriteBatch::Logs(vec![log(1, "x")]))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::DiskFull(_)) && e.is_retryable(), "{e}");
     assert_eq!(s.stats().disk_full_total, 1);
     s.set_min_free_bytes(0);
-    assert_eq!(s.write("t1", WriteBatch::Logs(vec![log(1, "x")])).await.unwrap().accepted, 1);
+    assert_eq!(
+        s.write("t1", WriteBatch::Logs(vec![log(1, "x")]))
+            .await
+            .unwrap()
+            .accepted,
+        1
+    );
     drop(s);
     let s = open(d.path());
     assert_eq!(s.stats().wal_replayed_records_total, 2);
-    assert_eq!(s.stats().wal_corrupt_records_total + s.stats().wal_truncated_tails_total, 0);
+    assert_eq!(
+        s.stats().wal_corrupt_records_total + s.stats().wal_truncated_tails_total,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,16 +475,28 @@ async fn tenants_are_isolated_and_path_safe() {
     let d = tempfile::tempdir().unwrap();
     let s = open(d.path());
     s.write("a", metrics()).await.unwrap();
-    s.write("../b", WriteBatch::Metrics(vec![series(&[("__name__", "secret")], &[(T0, 42.0)])])).await.unwrap();
-    s.write("../b", WriteBatch::Logs(vec![log(T0, "b only")])).await.unwrap();
+    s.write(
+        "../b",
+        WriteBatch::Metrics(vec![series(&[("__name__", "secret")], &[(T0, 42.0)])]),
+    )
+    .await
+    .unwrap();
+    s.write("../b", WriteBatch::Logs(vec![log(T0, "b only")]))
+        .await
+        .unwrap();
     s.flush().await.unwrap();
-    s.write("../b", WriteBatch::Logs(vec![log(T0 + 1, "b again")])).await.unwrap();
+    s.write("../b", WriteBatch::Logs(vec![log(T0 + 1, "b again")]))
+        .await
+        .unwrap();
     assert_eq!(all_series(&s, "a").len(), 3);
     assert_eq!(all_series(&s, "../b").len(), 1);
     assert!(s.select_logs("a", 0, i64::MAX, 10).unwrap().is_empty());
     assert_eq!(s.select_logs("../b", 0, i64::MAX, 10).unwrap().len(), 2);
     assert!(all_series(&s, "c").is_empty());
-    assert!(!s.label_values("a", "__name__", &[], i64::MIN, i64::MAX).unwrap().contains(&"secret".to_string()));
+    assert!(!s
+        .label_values("a", "__name__", &[], i64::MIN, i64::MAX)
+        .unwrap()
+        .contains(&"secret".to_string()));
     assert!(d.path().join("metrics/%2E%2E%2Fb").is_dir());
     assert!(!d.path().join("b").exists());
 }
@@ -363,28 +509,75 @@ async fn matchers_and_label_queries() {
     s.flush().await.unwrap();
     let re = |n: &str, v: &str| Matcher::new(n, MatchOp::RegexMatch, v).unwrap();
     let nre = |n: &str, v: &str| Matcher::new(n, MatchOp::RegexNoMatch, v).unwrap();
-    let names = |v: Vec<Series>| v.into_iter().map(|s| s.labels.get("job").unwrap().to_string()).collect::<Vec<_>>();
-    let got = s.select_series("t1", &[re("__name__", "u.")], i64::MIN, i64::MAX).unwrap();
+    let names = |v: Vec<Series>| {
+        v.into_iter()
+            .map(|s| s.labels.get("job").unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let got = s
+        .select_series("t1", &[re("__name__", "u.")], i64::MIN, i64::MAX)
+        .unwrap();
     assert_eq!(names(got), vec!["api", "node"]);
-    let got = s.select_series("t1", &[eq("__name__", "up"), nre("job", "no.*")], i64::MIN, i64::MAX).unwrap();
+    let got = s
+        .select_series(
+            "t1",
+            &[eq("__name__", "up"), nre("job", "no.*")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .unwrap();
     assert_eq!(names(got), vec!["api"]);
     let got = s
-        .select_series("t1", &[Matcher::new("mode", MatchOp::NotEqual, "idle").unwrap()], i64::MIN, i64::MAX)
+        .select_series(
+            "t1",
+            &[Matcher::new("mode", MatchOp::NotEqual, "idle").unwrap()],
+            i64::MIN,
+            i64::MAX,
+        )
         .unwrap();
     assert_eq!(got.len(), 2);
     // time range: only the cpu sample one hour later
-    let got = s.select_series("t1", &[], T0 + 1_000_000, T0 + 4_000_000).unwrap();
+    let got = s
+        .select_series("t1", &[], T0 + 1_000_000, T0 + 4_000_000)
+        .unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].samples, vec![Sample { timestamp_ms: T0 + 3_600_000, value: 12.5 }]);
+    assert_eq!(
+        got[0].samples,
+        vec![Sample {
+            timestamp_ms: T0 + 3_600_000,
+            value: 12.5
+        }]
+    );
     let all = i64::MIN..i64::MAX;
-    assert_eq!(s.label_names("t1", &[], all.start, all.end).unwrap(), vec!["__name__", "job", "mode"]);
-    assert_eq!(s.label_names("t1", &[vec![eq("__name__", "up")]], all.start, all.end).unwrap(), vec!["__name__", "job"]);
-    assert_eq!(s.label_values("t1", "job", &[], all.start, all.end).unwrap(), vec!["api", "node"]);
+    assert_eq!(
+        s.label_names("t1", &[], all.start, all.end).unwrap(),
+        vec!["__name__", "job", "mode"]
+    );
+    assert_eq!(
+        s.label_names("t1", &[vec![eq("__name__", "up")]], all.start, all.end)
+            .unwrap(),
+        vec!["__name__", "job"]
+    );
+    assert_eq!(
+        s.label_values("t1", "job", &[], all.start, all.end)
+            .unwrap(),
+        vec!["api", "node"]
+    );
     let sets = vec![vec![eq("job", "api")], vec![eq("__name__", "cpu")]];
-    assert_eq!(s.label_values("t1", "__name__", &sets, all.start, all.end).unwrap(), vec!["cpu", "up"]);
+    assert_eq!(
+        s.label_values("t1", "__name__", &sets, all.start, all.end)
+            .unwrap(),
+        vec!["cpu", "up"]
+    );
     assert_eq!(s.series("t1", &sets, all.start, all.end).unwrap().len(), 2);
-    assert_eq!(s.series("t1", &[], T0 + 20_000, T0 + 30_000).unwrap().len(), 1);
-    assert!(s.label_values("nobody", "job", &[], all.start, all.end).unwrap().is_empty());
+    assert_eq!(
+        s.series("t1", &[], T0 + 20_000, T0 + 30_000).unwrap().len(),
+        1
+    );
+    assert!(s
+        .label_values("nobody", "job", &[], all.start, all.end)
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,12 +625,22 @@ async fn wal_segments_roll_and_are_deleted_after_flush() {
     c.wal_segment_bytes = 64;
     let s = Store::open(c.clone(), Arc::new(ManualClock::new(T0))).unwrap();
     for i in 0..20 {
-        s.write("t", WriteBatch::Metrics(vec![series(&[("__name__", "m")], &[(T0 + i, i as f64)])])).await.unwrap();
+        s.write(
+            "t",
+            WriteBatch::Metrics(vec![series(&[("__name__", "m")], &[(T0 + i, i as f64)])]),
+        )
+        .await
+        .unwrap();
     }
     assert!(wal::list_segments(&d.path().join("wal")).unwrap().len() > 3);
     s.flush().await.unwrap();
     assert_eq!(wal::list_segments(&d.path().join("wal")).unwrap().len(), 1);
-    s.write("t", WriteBatch::Metrics(vec![series(&[("__name__", "m")], &[(T0 + 100, 1.0)])])).await.unwrap();
+    s.write(
+        "t",
+        WriteBatch::Metrics(vec![series(&[("__name__", "m")], &[(T0 + 100, 1.0)])]),
+    )
+    .await
+    .unwrap();
     drop(s);
     let s = Store::open(c, Arc::new(ManualClock::new(T0))).unwrap();
     assert_eq!(s.stats().wal_replayed_records_total, 1);

@@ -33,7 +33,11 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     for e in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
         let e = e.map_err(|e| io_err(dir, e))?;
         let name = e.file_name();
-        if let Some(seq) = name.to_str().and_then(|n| n.strip_suffix(".wal")).and_then(|n| n.parse().ok()) {
+        if let Some(seq) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse().ok())
+        {
             out.push(seq);
         }
     }
@@ -57,14 +61,29 @@ impl WalWriter {
     /// Starts a new segment `seq` in `dir`.
     pub(crate) fn create(dir: &Path, seq: u64, segment_bytes: u64) -> Result<WalWriter> {
         let path = segment_path(dir, seq);
-        let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(|e| io_err(&path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
         sync_dir(dir)?;
-        Ok(WalWriter { dir: dir.to_path_buf(), seq, file, len: 0, segment_bytes: segment_bytes.max(1), must_roll: false })
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            seq,
+            file,
+            len: 0,
+            segment_bytes: segment_bytes.max(1),
+            must_roll: false,
+        })
     }
 
     /// Position where the next record will start.
     pub(crate) fn position(&self) -> WalPos {
-        WalPos { seg: self.seq, off: self.len }
+        WalPos {
+            seg: self.seq,
+            off: self.len,
+        }
     }
 
     /// Closes the current segment (if it holds anything) and starts the next one.
@@ -89,9 +108,15 @@ impl WalWriter {
             buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
             buf.extend_from_slice(p);
-            ends.push(WalPos { seg: self.seq, off: self.len + buf.len() as u64 });
+            ends.push(WalPos {
+                seg: self.seq,
+                off: self.len + buf.len() as u64,
+            });
         }
-        let res = self.file.write_all(&buf).and_then(|_| self.file.sync_data());
+        let res = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data());
         if let Err(e) = res {
             let path = segment_path(&self.dir, self.seq);
             let undo = self
@@ -144,8 +169,10 @@ pub(crate) fn replay(
                 report.truncated_tails += 1;
                 break;
             }
-            let len = u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
-            let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
+            let len = u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
+                as usize;
+            let crc =
+                u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
             if len == 0 || len > MAX_RECORD_BYTES || len > rest - HEADER {
                 truncate(&path, off as u64, &torn("incomplete record"))?;
                 report.truncated_tails += 1;
@@ -153,8 +180,14 @@ pub(crate) fn replay(
             }
             let end = off + HEADER + len;
             let payload = &data[off + HEADER..end];
-            let start_pos = WalPos { seg: seq, off: off as u64 };
-            let end_pos = WalPos { seg: seq, off: end as u64 };
+            let start_pos = WalPos {
+                seg: seq,
+                off: off as u64,
+            };
+            let end_pos = WalPos {
+                seg: seq,
+                off: end as u64,
+            };
             if crc32fast::hash(payload) != crc {
                 if end == data.len() {
                     truncate(&path, off as u64, &torn("checksum mismatch in last record"))?;
@@ -180,8 +213,13 @@ pub(crate) fn replay(
 
 fn truncate(path: &Path, len: u64, why: &str) -> Result<()> {
     tracing::warn!(path = %path.display(), "torn WAL tail truncated: {why}");
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| io_err(path, e))?;
-    f.set_len(len).and_then(|_| f.sync_all()).map_err(|e| io_err(path, e))
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.set_len(len)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io_err(path, e))
 }
 
 fn quarantine_record(root: &Path, seq: u64, off: usize, bytes: &[u8], why: &str) -> Result<()> {
@@ -231,12 +269,21 @@ mod tests {
         std::fs::create_dir_all(&wal).unwrap();
         let mut w = WalWriter::create(&wal, 1, 20).unwrap();
         let ends = w.append_group(&[b"aaaa", b"bbbbbbbbbbbb"]).unwrap();
-        assert_eq!(ends, vec![WalPos { seg: 1, off: 12 }, WalPos { seg: 1, off: 32 }]);
+        assert_eq!(
+            ends,
+            vec![WalPos { seg: 1, off: 12 }, WalPos { seg: 1, off: 32 }]
+        );
         w.append_group(&[b"cc"]).unwrap();
         assert_eq!(w.position(), WalPos { seg: 2, off: 10 });
         let (recs, r) = collect(d.path(), WalPos::default());
-        assert_eq!(recs, vec![b"aaaa".to_vec(), b"bbbbbbbbbbbb".to_vec(), b"cc".to_vec()]);
-        assert_eq!((r.last_seq, r.truncated_tails, r.corrupt_records), (Some(2), 0, 0));
+        assert_eq!(
+            recs,
+            vec![b"aaaa".to_vec(), b"bbbbbbbbbbbb".to_vec(), b"cc".to_vec()]
+        );
+        assert_eq!(
+            (r.last_seq, r.truncated_tails, r.corrupt_records),
+            (Some(2), 0, 0)
+        );
         let (recs, _) = collect(d.path(), WalPos { seg: 1, off: 12 });
         assert_eq!(recs.len(), 2);
         assert_eq!(remove_segments_before(&wal, 2).unwrap(), 1);
@@ -259,7 +306,10 @@ mod tests {
         let (recs, r) = collect(d.path(), WalPos::default());
         assert_eq!(recs, vec![b"first".to_vec(), b"third".to_vec()]);
         assert_eq!((r.truncated_tails, r.corrupt_records), (1, 1));
-        assert_eq!(std::fs::metadata(&p).unwrap().len() as usize, bytes.len() - 6);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len() as usize,
+            bytes.len() - 6
+        );
         assert!(d.path().join("quarantine").read_dir().unwrap().count() == 1);
         // a checksum failure in the very last record is a torn write, not corruption
         let mut bytes = std::fs::read(&p).unwrap();
