@@ -4,6 +4,15 @@
 //! the timestamps; values that do not scale losslessly (NaN, stale markers, ±Inf, -0.0,
 //! long fractions) go bit-exactly into `value_f64` with byte-stream-split encoding.
 //! Exactly one of `value_int` / `value_f64` is set per row.
+//!
+//! Delta packing works per page, not per series, so a series boundary would put one
+//! large jump into the value column and widen a whole 128-value block. Each series is
+//! therefore stored shifted by a per-series `value_offset` chosen so that its first
+//! integer equals the previous series' last one: the column is one continuous walk, and
+//! `value_offset` (constant per series) costs next to nothing under RLE.
+//! Integers of a series are also divided by their greatest common divisor
+//! (`value_mult`), which removes the constant low bits of values that move in fixed steps.
+//! Decoding: `value = (value_int + value_offset) * value_mult / 10^value_scale`.
 
 use crate::memtable::SeriesChunk;
 use crate::{Error, Result};
@@ -31,6 +40,8 @@ pub(crate) fn schema() -> SchemaRef {
             Field::new("value_int", DataType::Int64, true),
             Field::new("value_f64", DataType::Float64, true),
             Field::new("value_scale", DataType::Int8, false),
+            Field::new("value_offset", DataType::Int64, false),
+            Field::new("value_mult", DataType::Int64, false),
         ]))
     })
     .clone()
@@ -75,6 +86,44 @@ fn scaled(v: f64, d: usize) -> Option<i64> {
     ((i as f64 / POW10[d]).to_bits() == v.to_bits()).then_some(i)
 }
 
+/// Greatest common divisor of a series' integers (1 when there is none above 1), so
+/// values moving in fixed steps (memory in 4 KiB pages, counters in 100s) pack tightly.
+fn series_gcd(m: &[Option<i64>]) -> i64 {
+    fn gcd(mut a: u64, mut b: u64) -> u64 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+    let g = m.iter().flatten().fold(
+        0u64,
+        |g, &x| if g == 1 { 1 } else { gcd(g, x.unsigned_abs()) },
+    );
+    i64::try_from(g).ok().filter(|&g| g > 1).unwrap_or(1)
+}
+
+/// Offset that makes a series' first stored integer equal `chain` (the previous
+/// series' last one), so the delta-packed column has no jump between series. Falls back
+/// to 0 when the shifted values would leave ±2^62.
+fn series_offset(m: &[Option<i64>], chain: i64) -> i64 {
+    const LIMIT: i64 = 1 << 62;
+    let Some(first) = m.iter().flatten().next() else {
+        return 0;
+    };
+    let Some(offset) = first.checked_sub(chain) else {
+        return 0;
+    };
+    let fits = m.iter().flatten().all(|&x| {
+        x.checked_sub(offset)
+            .is_some_and(|y| (-LIMIT..LIMIT).contains(&y))
+    });
+    if fits {
+        offset
+    } else {
+        0
+    }
+}
+
 /// Builds a part's rows from series chunks (ascending ids), keeping only samples in
 /// `[from, to)`.
 pub(crate) fn build_batch<'a>(
@@ -87,6 +136,10 @@ pub(crate) fn build_batch<'a>(
     let mut ints: Vec<Option<i64>> = Vec::new();
     let mut floats: Vec<Option<f64>> = Vec::new();
     let mut scales = Vec::new();
+    let mut offsets = Vec::new();
+    let mut mults = Vec::new();
+    // last value written to `value_int`; each series continues from it (see module docs)
+    let mut chain = 0i64;
     for (id, chunk) in series {
         let lo = chunk.ts.partition_point(|&t| t < from);
         let hi = chunk.ts.partition_point(|&t| t < to);
@@ -95,16 +148,26 @@ pub(crate) fn build_batch<'a>(
         }
         let vals = &chunk.vals[lo..hi];
         let scale = vals.iter().filter_map(|&v| min_scale(v)).max().unwrap_or(0);
-        for (i, &v) in vals.iter().enumerate() {
+        let m: Vec<Option<i64>> = vals
+            .iter()
+            .map(|&v| scaled(v, scale).filter(|_| v.is_finite()))
+            .collect();
+        let mult = series_gcd(&m);
+        let m: Vec<Option<i64>> = m.into_iter().map(|x| x.map(|x| x / mult)).collect();
+        let offset = series_offset(&m, chain);
+        for (i, (&v, m)) in vals.iter().zip(&m).enumerate() {
             ids.push(id);
             ts.push(chunk.ts[lo + i]);
             scales.push(scale as i8);
-            match scaled(v, scale) {
-                Some(m) if v.is_finite() => {
-                    ints.push(Some(m));
+            offsets.push(offset);
+            mults.push(mult);
+            match m {
+                Some(m) => {
+                    chain = m - offset;
+                    ints.push(Some(chain));
                     floats.push(None);
                 }
-                _ => {
+                None => {
                     ints.push(None);
                     floats.push(Some(v));
                 }
@@ -117,6 +180,8 @@ pub(crate) fn build_batch<'a>(
         Arc::new(Int64Array::from(ints)),
         Arc::new(Float64Array::from(floats)),
         Arc::new(Int8Array::from(scales)),
+        Arc::new(Int64Array::from(offsets)),
+        Arc::new(Int64Array::from(mults)),
     ];
     RecordBatch::try_new(schema(), cols).map_err(|e| Error::Parquet(e.to_string()))
 }
@@ -155,6 +220,14 @@ pub(crate) fn read_batch(
         .as_any()
         .downcast_ref::<Int8Array>()
         .ok_or_else(|| bad("value_scale"))?;
+    let offsets = col("value_offset")?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| bad("value_offset"))?;
+    let mults = col("value_mult")?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| bad("value_mult"))?;
     for i in 0..b.num_rows() {
         let Some(s) = slot(ids.value(i)) else {
             continue;
@@ -168,7 +241,11 @@ pub(crate) fn read_batch(
                 .ok()
                 .filter(|&d| d < POW10.len())
                 .ok_or_else(|| bad("value_scale"))?;
-            ints.value(i) as f64 / POW10[d]
+            let m = ints
+                .value(i)
+                .wrapping_add(offsets.value(i))
+                .wrapping_mul(mults.value(i));
+            m as f64 / POW10[d]
         } else {
             floats.value(i)
         };
@@ -204,8 +281,12 @@ mod tests {
             ts: vec![5, 100],
             vals: vec![7.0, 8.0],
         };
-        let b = build_batch([(1, &chunk), (2, &other)].into_iter(), 0, 100).unwrap();
-        assert_eq!(b.num_rows(), vals.len() + 1);
+        let pages = SeriesChunk {
+            ts: vec![1, 2, 3],
+            vals: vec![4096.0, 8192.0, 40960.0],
+        };
+        let b = build_batch([(1, &chunk), (2, &other), (3, &pages)].into_iter(), 0, 100).unwrap();
+        assert_eq!(b.num_rows(), vals.len() + 4);
         let scales = b.column(4).as_any().downcast_ref::<Int8Array>().unwrap();
         assert_eq!(scales.value(0), 3);
         assert_eq!(scales.value(vals.len()), 0, "per-series scale");
@@ -214,7 +295,19 @@ mod tests {
         let back: Vec<u64> = out.iter().map(|x| x.2.to_bits()).collect();
         assert_eq!(back, vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         let ints = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-        assert_eq!(ints.value(0), 100);
+        let offs = b.column(5).as_any().downcast_ref::<Int64Array>().unwrap();
+        let mults = b.column(6).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!((ints.value(0) + offs.value(0)) * mults.value(0), 100);
+        assert_eq!(mults.value(vals.len()), 7, "only 7.0 is inside the hour");
+        // the second series continues where the first one's integers ended
+        assert_eq!(ints.value(vals.len()), ints.value(10));
         assert!(ints.is_null(5) && ints.is_null(8), "NaN and -0.0 are raw");
+        assert_eq!(mults.value(vals.len() + 1), 4096);
+        let mut out = Vec::new();
+        read_batch(&b, |id| (id == 3).then_some(0), 0, 1000, &mut out).unwrap();
+        assert_eq!(
+            out.iter().map(|x| x.2).collect::<Vec<_>>(),
+            vec![4096.0, 8192.0, 40960.0]
+        );
     }
 }
