@@ -12,11 +12,26 @@
 //! memtables and parts and never see another tenant's data.
 
 pub mod clock;
+mod codec;
+mod engine;
+mod index;
+mod layout;
 pub mod matcher;
+mod memtable;
+mod metrics_part;
 pub mod model;
+mod parts;
+mod query;
+mod records_part;
+mod wal;
 
+use engine::{inc, Shared, WalMsg};
+use index::Checkpoint;
+use layout::{INDEX_DIR, WAL_DIR};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use matcher::{MatchOp, Matcher};
@@ -45,6 +60,9 @@ pub enum Error {
     Closed,
     #[error("parquet: {0}")]
     Parquet(String),
+    /// One write larger than a WAL record may be; split the request.
+    #[error("write of {bytes} bytes exceeds the {limit} byte limit of one request")]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 impl Error {
@@ -112,7 +130,23 @@ pub struct StoreConfig {
     pub max_series_per_tenant: usize,
 }
 
-/// Counters the collector exports on `/metrics`.
+impl StoreConfig {
+    /// Defaults for everything but the data directory: 64 MiB WAL segments, flush at
+    /// 256 MiB or every 10 minutes, keep 256 MiB free, 1 M series per tenant.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            wal_segment_bytes: 64 << 20,
+            memtable_flush_bytes: 256 << 20,
+            memtable_flush_interval: std::time::Duration::from_secs(600),
+            min_free_bytes: 256 << 20,
+            max_series_per_tenant: 1_000_000,
+        }
+    }
+}
+
+/// Counters the collector exports on `/metrics` (as
+/// `sightline_store_<field>`; `*_total` fields are counters, the rest gauges).
 #[derive(Clone, Debug, Default)]
 pub struct StoreStats {
     pub wal_records_total: u64,
@@ -120,64 +154,324 @@ pub struct StoreStats {
     pub wal_bytes_total: u64,
     pub wal_replayed_records_total: u64,
     pub flushes_total: u64,
+    /// Part files currently in the store (gauge).
     pub parts_total: u64,
+    /// Series in the index, all tenants (gauge).
     pub series_total: u64,
     pub quarantined_files_total: u64,
+    /// Writes or flushes refused for lack of space (min_free_bytes or ENOSPC).
+    pub disk_full_total: u64,
+    /// Torn records cut off WAL segment tails at start-up.
+    pub wal_truncated_tails_total: u64,
+    /// Corrupt WAL records skipped (and copied to `quarantine/`) at start-up.
+    pub wal_corrupt_records_total: u64,
+    /// WAL appends that failed for other I/O reasons.
+    pub wal_errors_total: u64,
+    pub flush_errors_total: u64,
+    /// Items stored (samples, log records, spans), including idempotent resends.
+    pub accepted_total: u64,
+    pub rejected_out_of_order_total: u64,
+    pub rejected_duplicate_total: u64,
+    pub rejected_series_limit_total: u64,
+    /// Approximate bytes held in memtables (gauge).
+    pub memtable_bytes: u64,
+    /// Bytes of all part files (gauge).
+    pub parts_bytes: u64,
+    /// Bytes of metrics part files (gauge).
+    pub metrics_parts_bytes: u64,
 }
 
-/// The store. Cheap to share behind an `Arc`.
+/// The store. Cheap to share behind an `Arc`. Dropping it stops its threads after
+/// they finish what they hold (unflushed data stays in the WAL).
 pub struct Store {
-    _clock: Arc<dyn Clock>,
+    shared: Arc<Shared>,
+    wal_tx: Option<mpsc::Sender<WalMsg>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| Error::Io {
+            path: PathBuf::from(name),
+            source: e,
+        })
 }
 
 impl Store {
     /// Opens (creating if needed) the data directory and replays the WAL.
-    pub fn open(_config: StoreConfig, _clock: Arc<dyn Clock>) -> Result<Store> {
-        todo!("store helper")
+    pub fn open(config: StoreConfig, clock: Arc<dyn Clock>) -> Result<Store> {
+        let root = config.data_dir.clone();
+        for d in [WAL_DIR, INDEX_DIR, layout::QUARANTINE_DIR] {
+            layout::create_dir_all(&root.join(d))?;
+        }
+        let counters = engine::Counters::default();
+        let (checkpoint, index_lost) = match Checkpoint::load(&root.join(INDEX_DIR)) {
+            Ok(c) => (c, false),
+            Err(e @ Error::Corrupt { .. }) => {
+                let path = root.join(INDEX_DIR).join(index::INDEX_FILE);
+                let dest = layout::quarantine(&root, &path)?;
+                tracing::warn!(dest = %dest.display(), "series index quarantined, its metrics parts follow: {e}");
+                inc(&counters.quarantined, 1);
+                (None, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let checkpoint = checkpoint.unwrap_or_default();
+        let scan = parts::scan(
+            &root,
+            (!index_lost).then_some(checkpoint.generation),
+            index_lost,
+        )?;
+        inc(&counters.quarantined, scan.quarantined);
+        let max_part_gen = scan
+            .catalog
+            .values()
+            .flat_map(|ps| ps.iter().map(|p| p.generation))
+            .max()
+            .unwrap_or(0);
+        let next_generation = checkpoint.generation.max(max_part_gen) + 1;
+        let from = checkpoint.wal_pos;
+        let mut state = engine::State {
+            catalog: scan.catalog,
+            index: checkpoint.into_index(),
+            ..Default::default()
+        };
+        let now = clock.now_ms();
+        let report = wal::replay(&root, from, |_, _, payload| {
+            let (tenant, batch) = codec::decode(payload)?;
+            let out = memtable::apply(
+                &mut state.index,
+                &mut state.active,
+                &tenant,
+                batch,
+                config.max_series_per_tenant,
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+            engine::count_outcome(&counters, &out);
+            Ok(())
+        })?;
+        inc(&counters.wal_replayed, report.records);
+        inc(&counters.wal_truncated, report.truncated_tails);
+        inc(&counters.wal_corrupt, report.corrupt_records);
+        inc(&counters.quarantined, report.corrupt_records);
+        let first_seg = report.last_seq.map_or(1, |s| s + 1).max(from.seg);
+        let writer =
+            wal::WalWriter::create(&root.join(WAL_DIR), first_seg, config.wal_segment_bytes)?;
+        tracing::info!(
+            data_dir = %root.display(),
+            replayed = report.records,
+            series = state.index.values().map(|t| t.series.len()).sum::<usize>(),
+            "store opened"
+        );
+        let shared = Arc::new(Shared {
+            min_free_bytes: std::sync::atomic::AtomicU64::new(config.min_free_bytes),
+            root,
+            config,
+            clock,
+            state: parking_lot::RwLock::new(state),
+            counters,
+            flush_requested: Default::default(),
+            stop: Default::default(),
+        });
+        let (wal_tx, wal_rx) = mpsc::channel(4096);
+        let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(64);
+        let (flush_tx, flush_rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        let s = shared.clone();
+        threads.push(spawn("sl-store-wal", move || {
+            engine::wal_loop(s, writer, wal_rx, apply_tx)
+        })?);
+        let s = shared.clone();
+        threads.push(spawn("sl-store-apply", move || {
+            engine::apply_loop(s, apply_rx, flush_tx, next_generation)
+        })?);
+        let s = shared.clone();
+        threads.push(spawn("sl-store-flush", move || {
+            engine::flush_loop(s, flush_rx)
+        })?);
+        let s = shared.clone();
+        let t = wal_tx.clone();
+        let ticker = Some(spawn("sl-store-tick", move || engine::tick_loop(s, t))?);
+        Ok(Store {
+            shared,
+            wal_tx: Some(wal_tx),
+            ticker,
+            threads,
+        })
     }
 
     /// Durably appends `batch` for `tenant`: returns after the WAL fsync.
-    pub async fn write(&self, _tenant: &str, _batch: WriteBatch) -> Result<WriteOutcome> {
-        todo!("store helper")
+    pub async fn write(&self, tenant: &str, batch: WriteBatch) -> Result<WriteOutcome> {
+        if batch.item_count() == 0 {
+            return Ok(WriteOutcome::default());
+        }
+        let tx = self.wal_tx.as_ref().ok_or(Error::Closed)?;
+        let c = &self.shared.counters;
+        let free = layout::free_bytes(&self.shared.root)?;
+        let min_free = self.shared.min_free_bytes.load(Ordering::Relaxed);
+        if free < min_free {
+            inc(&c.disk_full, 1);
+            return Err(Error::DiskFull(format!(
+                "{} bytes free on the data volume, {} required",
+                free, min_free
+            )));
+        }
+        let payload = codec::encode(tenant, &batch);
+        if payload.len() > wal::MAX_RECORD_BYTES {
+            return Err(Error::TooLarge {
+                bytes: payload.len(),
+                limit: wal::MAX_RECORD_BYTES,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        tx.send(WalMsg::Append {
+            tenant: tenant.to_string(),
+            batch,
+            payload,
+            reply,
+        })
+        .await
+        .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Series matching all `matchers`, with their samples in `[start_ms, end_ms]`.
-    pub fn select_series(&self, _tenant: &str, _matchers: &[Matcher], _start_ms: i64, _end_ms: i64) -> Result<Vec<Series>> {
-        todo!("store helper")
+    pub fn select_series(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>> {
+        self.shared
+            .select_series(tenant, matchers, start_ms, end_ms)
     }
 
     /// Label sets of series with samples in the range matching any of `matcher_sets`
     /// (all series when empty).
-    pub fn series(&self, _tenant: &str, _matcher_sets: &[Vec<Matcher>], _start_ms: i64, _end_ms: i64) -> Result<Vec<Labels>> {
-        todo!("store helper")
+    pub fn series(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Labels>> {
+        Ok(self.shared.series(tenant, matcher_sets, start_ms, end_ms))
     }
 
     /// Sorted label names.
-    pub fn label_names(&self, _tenant: &str, _matcher_sets: &[Vec<Matcher>], _start_ms: i64, _end_ms: i64) -> Result<Vec<String>> {
-        todo!("store helper")
+    pub fn label_names(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .label_names(tenant, matcher_sets, start_ms, end_ms))
     }
 
     /// Sorted values of one label.
-    pub fn label_values(&self, _tenant: &str, _name: &str, _matcher_sets: &[Vec<Matcher>], _start_ms: i64, _end_ms: i64) -> Result<Vec<String>> {
-        todo!("store helper")
+    pub fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .label_values(tenant, name, matcher_sets, start_ms, end_ms))
     }
 
     /// Log records with `start_ns <= timestamp_ns <= end_ns`, oldest first, at most `limit`.
-    pub fn select_logs(&self, _tenant: &str, _start_ns: i64, _end_ns: i64, _limit: usize) -> Result<Vec<LogRecord>> {
-        todo!("store helper")
+    pub fn select_logs(
+        &self,
+        tenant: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>> {
+        self.shared.select_logs(tenant, start_ns, end_ns, limit)
     }
 
     /// Spans starting in `[start_ns, end_ns]`, optionally only one trace.
-    pub fn select_spans(&self, _tenant: &str, _trace_id: Option<&[u8]>, _start_ns: i64, _end_ns: i64) -> Result<Vec<SpanRecord>> {
-        todo!("store helper")
+    pub fn select_spans(
+        &self,
+        tenant: &str,
+        trace_id: Option<&[u8]>,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<SpanRecord>> {
+        self.shared.select_spans(tenant, trace_id, start_ns, end_ns)
     }
 
     /// Flushes all memtables to Parquet parts (then the covered WAL segments can go).
+    /// Returns after the parts and the index checkpoint are durable.
     pub async fn flush(&self) -> Result<()> {
-        todo!("store helper")
+        let tx = self.wal_tx.as_ref().ok_or(Error::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(WalMsg::Flush { reply: Some(reply) })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Changes the free-space floor at run time (e.g. on config reload).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.shared.min_free_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> StoreStats {
-        todo!("store helper")
+        let c = &self.shared.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let st = self.shared.state.read();
+        let (parts_total, parts_bytes) = engine::part_totals(&st);
+        StoreStats {
+            wal_records_total: get(&c.wal_records),
+            wal_fsyncs_total: get(&c.wal_fsyncs),
+            wal_bytes_total: get(&c.wal_bytes),
+            wal_replayed_records_total: get(&c.wal_replayed),
+            flushes_total: get(&c.flushes),
+            parts_total,
+            series_total: st.index.values().map(|t| t.series.len() as u64).sum(),
+            quarantined_files_total: get(&c.quarantined),
+            disk_full_total: get(&c.disk_full),
+            wal_truncated_tails_total: get(&c.wal_truncated),
+            wal_corrupt_records_total: get(&c.wal_corrupt),
+            wal_errors_total: get(&c.wal_errors),
+            flush_errors_total: get(&c.flush_errors),
+            accepted_total: get(&c.accepted),
+            rejected_out_of_order_total: get(&c.out_of_order),
+            rejected_duplicate_total: get(&c.duplicate),
+            rejected_series_limit_total: get(&c.series_limit),
+            memtable_bytes: (st.active.bytes
+                + st.frozen.iter().map(|(_, m)| m.bytes).sum::<usize>())
+                as u64,
+            parts_bytes,
+            metrics_parts_bytes: engine::signal_bytes(&st, layout::Signal::Metrics),
+        }
     }
 }
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        self.wal_tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -33,7 +33,12 @@ impl Matcher {
             ),
             _ => None,
         };
-        Ok(Matcher { name, op, value, regex })
+        Ok(Matcher {
+            name,
+            op,
+            value,
+            regex,
+        })
     }
 
     /// Matches one label value (`""` for an absent label).
@@ -71,10 +76,18 @@ mod tests {
     #[test]
     fn regex_is_anchored_and_absent_is_empty() {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
-        assert!(Matcher::new("job", MatchOp::RegexMatch, "no.*").unwrap().matches(&l));
-        assert!(!Matcher::new("job", MatchOp::RegexMatch, "no").unwrap().matches(&l));
-        assert!(Matcher::new("missing", MatchOp::Equal, "").unwrap().matches(&l));
-        assert!(!Matcher::new("missing", MatchOp::NotEqual, "").unwrap().matches(&l));
+        assert!(Matcher::new("job", MatchOp::RegexMatch, "no.*")
+            .unwrap()
+            .matches(&l));
+        assert!(!Matcher::new("job", MatchOp::RegexMatch, "no")
+            .unwrap()
+            .matches(&l));
+        assert!(Matcher::new("missing", MatchOp::Equal, "")
+            .unwrap()
+            .matches(&l));
+        assert!(!Matcher::new("missing", MatchOp::NotEqual, "")
+            .unwrap()
+            .matches(&l));
         assert!(Matcher::new("x", MatchOp::RegexMatch, "(").is_err());
     }
 }

@@ -36,11 +36,16 @@ impl Labels {
     }
 
     /// Builds a label set from `(name, value)` pairs.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         Self::new(
             pairs
                 .into_iter()
-                .map(|(n, v)| Label { name: n.into(), value: v.into() })
+                .map(|(n, v)| Label {
+                    name: n.into(),
+                    value: v.into(),
+                })
                 .collect(),
         )
     }
@@ -171,7 +176,10 @@ mod tests {
     #[test]
     fn labels_sort_dedup_and_drop_empty() {
         let l = Labels::from_pairs([("b", "1"), ("a", "x"), ("b", "2"), ("c", "")]);
-        let names: Vec<_> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let names: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         assert_eq!(names, vec![("a", "x"), ("b", "2")]);
         assert_eq!(l.get("b"), Some("2"));
         assert_eq!(l.get("c"), None);

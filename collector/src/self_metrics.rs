@@ -1,0 +1,212 @@
+//! The collector's own telemetry, served on `GET /metrics` (OpenMetrics text).
+//!
+//! Receivers and read APIs record into [`SelfMetrics`] as requests finish; at scrape
+//! time the store's [`StoreStats`] are copied into `sightline_store_*` counters and
+//! gauges, and the registry is encoded.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use sightline_store::StoreStats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ItemLabels {
+    signal: String,
+    protocol: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    protocol: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// Counters the store keeps, mirrored at scrape time.
+struct StoreMetrics {
+    wal_records: Counter,
+    wal_fsyncs: Counter,
+    wal_bytes: Counter,
+    wal_replayed_records: Counter,
+    flushes: Counter,
+    quarantined_files: Counter,
+    parts: Gauge<u64, AtomicU64>,
+    series: Gauge<u64, AtomicU64>,
+}
+
+/// All self-metrics of one collector process.
+pub struct SelfMetrics {
+    registry: Registry,
+    rejected: Family<ReasonLabels, Counter>,
+    received: Family<ItemLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
+    store: StoreMetrics,
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SelfMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_rejected",
+            "Rejected requests and items (samples, log records, spans), by reason",
+            rejected.clone(),
+        );
+        let received = Family::<ItemLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_received_items",
+            "Items accepted into the store, by signal and protocol",
+            received.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_requests",
+            "Requests answered, by protocol and status code",
+            requests.clone(),
+        );
+        let duration = Family::<ProtocolLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "sightline_collector_request_duration_seconds",
+            "Time to answer a request, by protocol",
+            duration.clone(),
+        );
+        let store = StoreMetrics {
+            wal_records: Counter::default(),
+            wal_fsyncs: Counter::default(),
+            wal_bytes: Counter::default(),
+            wal_replayed_records: Counter::default(),
+            flushes: Counter::default(),
+            quarantined_files: Counter::default(),
+            parts: Gauge::default(),
+            series: Gauge::default(),
+        };
+        registry.register("sightline_store_wal_records", "WAL records written", store.wal_records.clone());
+        registry.register("sightline_store_wal_fsyncs", "WAL fsyncs (group commits)", store.wal_fsyncs.clone());
+        registry.register("sightline_store_wal_bytes", "WAL bytes written", store.wal_bytes.clone());
+        registry.register(
+            "sightline_store_wal_replayed_records",
+            "WAL records replayed at start-up",
+            store.wal_replayed_records.clone(),
+        );
+        registry.register("sightline_store_flushes", "Memtable flushes to Parquet", store.flushes.clone());
+        registry.register(
+            "sightline_store_quarantined_files",
+            "Corrupt files moved aside",
+            store.quarantined_files.clone(),
+        );
+        registry.register("sightline_store_parts", "Parquet parts on disk", store.parts.clone());
+        registry.register("sightline_store_series", "Series in the index, all tenants", store.series.clone());
+        SelfMetrics { registry, rejected, received, requests, duration, store }
+    }
+
+    /// Counts `n` rejected items (or one rejected request) for `reason`.
+    pub fn rejected(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.rejected.get_or_create(&ReasonLabels { reason: reason.to_string() }).inc_by(n);
+        }
+    }
+
+    /// Current value of `rejected_total{reason}` (for tests and logs).
+    pub fn rejected_count(&self, reason: &str) -> u64 {
+        self.rejected.get_or_create(&ReasonLabels { reason: reason.to_string() }).get()
+    }
+
+    /// Counts items accepted into the store.
+    pub fn received(&self, signal: &str, protocol: &str, n: u64) {
+        self.received
+            .get_or_create(&ItemLabels { signal: signal.to_string(), protocol: protocol.to_string() })
+            .inc_by(n);
+    }
+
+    /// Records one answered request.
+    pub fn request(&self, protocol: &str, code: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels { protocol: protocol.to_string(), code: code.to_string() })
+            .inc();
+        self.duration
+            .get_or_create(&ProtocolLabels { protocol: protocol.to_string() })
+            .observe(seconds);
+    }
+
+    /// Encodes everything, after copying `stats` into the store metrics.
+    pub fn encode(&self, stats: Option<&StoreStats>) -> String {
+        if let Some(s) = stats {
+            let m = &self.store;
+            for (c, v) in [
+                (&m.wal_records, s.wal_records_total),
+                (&m.wal_fsyncs, s.wal_fsyncs_total),
+                (&m.wal_bytes, s.wal_bytes_total),
+                (&m.wal_replayed_records, s.wal_replayed_records_total),
+                (&m.flushes, s.flushes_total),
+                (&m.quarantined_files, s.quarantined_files_total),
+            ] {
+                let cur = c.get();
+                if v > cur {
+                    c.inc_by(v - cur);
+                }
+            }
+            m.parts.set(s.parts_total);
+            m.series.set(s.series_total);
+        }
+        let mut out = String::new();
+        // encoding into a String cannot fail
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_up_in_the_text() {
+        let m = SelfMetrics::new();
+        m.rejected("unauthenticated", 1);
+        m.rejected("out_of_order", 3);
+        m.received("metrics", "grpc", 10);
+        m.request("grpc", "Ok", 0.01);
+        let stats = StoreStats { wal_fsyncs_total: 7, series_total: 5, ..Default::default() };
+        let text = m.encode(Some(&stats));
+        assert!(text.contains(r#"sightline_collector_rejected_total{reason="unauthenticated"} 1"#), "{text}");
+        assert!(text.contains(r#"sightline_collector_rejected_total{reason="out_of_order"} 3"#), "{text}");
+        assert!(text.contains(r#"sightline_collector_received_items_total{signal="metrics",protocol="grpc"} 10"#));
+        assert!(text.contains(r#"sightline_collector_requests_total{protocol="grpc",code="Ok"} 1"#));
+        assert!(text.contains("sightline_collector_request_duration_seconds_bucket"));
+        assert!(text.contains("sightline_store_wal_fsyncs_total 7"), "{text}");
+        assert!(text.contains("sightline_store_series 5"), "{text}");
+        assert_eq!(m.rejected_count("out_of_order"), 3);
+        // a second scrape with the same stats does not double count
+        let text = m.encode(Some(&stats));
+        assert!(text.contains("sightline_store_wal_fsyncs_total 7"), "{text}");
+    }
+}
