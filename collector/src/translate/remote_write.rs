@@ -30,7 +30,7 @@ pub(super) fn translate(req: WriteRequest, opts: &TranslateOptions) -> Translate
                 continue;
             }
         };
-        for s in ts.samples {
+        for s in &ts.samples {
             if !opts.non_finite.allows(s.value) {
                 drops.add(reason::NON_FINITE_VALUE, 1, || {
                     format!("non-finite value {} in series {}", format_float(s.value), describe(&ts))
