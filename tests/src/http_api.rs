@@ -17,7 +17,8 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
     }
 }
 
@@ -35,7 +36,11 @@ impl Http {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
             .build();
-        Http { base: base.trim_end_matches('/').to_string(), headers: Vec::new(), agent: config.into() }
+        Http {
+            base: base.trim_end_matches('/').to_string(),
+            headers: Vec::new(),
+            agent: config.into(),
+        }
     }
 
     /// The same client, adding `name: value` to every request.
@@ -60,21 +65,41 @@ impl Http {
     }
 
     /// GET `path` with URL-encoded `query` pairs and extra `headers`.
-    pub fn get(&self, path: &str, query: &[(&str, &str)], headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
+    pub fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ureq::Error> {
         let mut req = self.agent.get(format!("{}{}", self.base, path));
         for (k, v) in query {
             req = req.query(*k, *v);
         }
-        for (k, v) in self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(headers.iter().copied()) {
+        for (k, v) in self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(headers.iter().copied())
+        {
             req = req.header(k, v);
         }
         read(req.call()?)
     }
 
     /// POST `body` to `path` with extra `headers`.
-    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, ureq::Error> {
+    pub fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Reply, ureq::Error> {
         let mut req = self.agent.post(format!("{}{}", self.base, path));
-        for (k, v) in self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(headers.iter().copied()) {
+        for (k, v) in self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(headers.iter().copied())
+        {
             req = req.header(k, v);
         }
         read(req.send(body)?)
@@ -82,7 +107,8 @@ impl Http {
 
     /// GET that must succeed at the transport level.
     pub fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Reply {
-        self.get(path, query, &[]).unwrap_or_else(|e| panic!("GET {}{path}: {e}", self.base))
+        self.get(path, query, &[])
+            .unwrap_or_else(|e| panic!("GET {}{path}: {e}", self.base))
     }
 
     /// A Prometheus API call answering 200 with `"status":"success"`; returns `data`.
@@ -90,7 +116,11 @@ impl Http {
         let reply = self.get_ok(path, query);
         assert_eq!(reply.status, 200, "GET {path} {query:?}: {}", reply.body);
         let json = reply.json();
-        assert_eq!(json["status"], "success", "GET {path} {query:?}: {}", reply.body);
+        assert_eq!(
+            json["status"], "success",
+            "GET {path} {query:?}: {}",
+            reply.body
+        );
         json["data"].clone()
     }
 
@@ -114,8 +144,10 @@ impl Http {
     /// `/api/v1/query_range`: one entry per series.
     pub fn query_range(&self, promql: &str, start: f64, end: f64, step: f64) -> Vec<RangeSeries> {
         let (s, e, st) = (start.to_string(), end.to_string(), step.to_string());
-        let data =
-            self.prom_data("/api/v1/query_range", &[("query", promql), ("start", &s), ("end", &e), ("step", &st)]);
+        let data = self.prom_data(
+            "/api/v1/query_range",
+            &[("query", promql), ("start", &s), ("end", &e), ("step", &st)],
+        );
         assert_eq!(data["resultType"], "matrix", "query_range {promql}: {data}");
         data["result"]
             .as_array()
@@ -136,21 +168,52 @@ impl Http {
     /// `/api/v1/series?match[]=...` over `[start, end]` seconds.
     pub fn series(&self, matcher: &str, start: f64, end: f64) -> Vec<Labels> {
         let (s, e) = (start.to_string(), end.to_string());
-        let data = self.prom_data("/api/v1/series", &[("match[]", matcher), ("start", &s), ("end", &e)]);
-        data.as_array().expect("series array").iter().map(labels_of).collect()
+        let data = self.prom_data(
+            "/api/v1/series",
+            &[("match[]", matcher), ("start", &s), ("end", &e)],
+        );
+        data.as_array()
+            .expect("series array")
+            .iter()
+            .map(labels_of)
+            .collect()
     }
 
     /// Loki `query_range` (times in ns, `direction=forward`): the streams.
-    pub fn loki_query_range(&self, logql: &str, start_ns: i64, end_ns: i64, limit: usize) -> Vec<LogStream> {
+    pub fn loki_query_range(
+        &self,
+        logql: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> Vec<LogStream> {
         let (s, e, l) = (start_ns.to_string(), end_ns.to_string(), limit.to_string());
         let reply = self.get_ok(
             "/loki/api/v1/query_range",
-            &[("query", logql), ("start", &s), ("end", &e), ("limit", &l), ("direction", "forward")],
+            &[
+                ("query", logql),
+                ("start", &s),
+                ("end", &e),
+                ("limit", &l),
+                ("direction", "forward"),
+            ],
         );
-        assert_eq!(reply.status, 200, "loki query_range {logql}: {}", reply.body);
+        assert_eq!(
+            reply.status, 200,
+            "loki query_range {logql}: {}",
+            reply.body
+        );
         let json = reply.json();
-        assert_eq!(json["status"], "success", "loki query_range {logql}: {}", reply.body);
-        assert_eq!(json["data"]["resultType"], "streams", "loki query_range {logql}: {}", reply.body);
+        assert_eq!(
+            json["status"], "success",
+            "loki query_range {logql}: {}",
+            reply.body
+        );
+        assert_eq!(
+            json["data"]["resultType"], "streams",
+            "loki query_range {logql}: {}",
+            reply.body
+        );
         json["data"]["result"]
             .as_array()
             .expect("result array")
@@ -162,7 +225,11 @@ impl Http {
                     .expect("values array")
                     .iter()
                     .map(|v| {
-                        let ts = v[0].as_str().expect("ns timestamp string").parse().expect("ns timestamp");
+                        let ts = v[0]
+                            .as_str()
+                            .expect("ns timestamp string")
+                            .parse()
+                            .expect("ns timestamp");
                         (ts, v[1].as_str().expect("log line").to_string())
                     })
                     .collect(),
@@ -180,7 +247,11 @@ fn read(mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error
         .unwrap_or_default()
         .to_string();
     let body = resp.body_mut().read_to_string()?;
-    Ok(Reply { status, body, content_type })
+    Ok(Reply {
+        status,
+        body,
+        content_type,
+    })
 }
 
 /// A label set, sorted by name.
@@ -188,17 +259,25 @@ pub type Labels = BTreeMap<String, String>;
 
 fn labels_of(v: &Value) -> Labels {
     v.as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn parse_value(v: &Value) -> f64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("sample value is not a string: {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("sample value is not a string: {v}"));
     match s {
         "NaN" => f64::NAN,
         "+Inf" | "Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
-        _ => s.parse().unwrap_or_else(|e| panic!("sample value {s:?}: {e}")),
+        _ => s
+            .parse()
+            .unwrap_or_else(|e| panic!("sample value {s:?}: {e}")),
     }
 }
 
@@ -226,5 +305,8 @@ pub struct LogStream {
 
 /// Builds a label set from pairs.
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

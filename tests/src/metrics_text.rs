@@ -28,14 +28,21 @@ impl Scrape {
     }
 
     pub fn parse(text: &str) -> Scrape {
-        Scrape { samples: text.lines().filter_map(parse_line).collect() }
+        Scrape {
+            samples: text.lines().filter_map(parse_line).collect(),
+        }
     }
 
     /// Sum of `name` over the samples whose labels include all of `filter`.
     pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
-            .filter(|s| s.name == name && filter.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .filter(|s| {
+                s.name == name
+                    && filter
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .map(|s| s.value)
             .sum()
     }
@@ -44,7 +51,8 @@ impl Scrape {
     pub fn by_label(&self, name: &str, by: &str) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         for s in self.samples.iter().filter(|s| s.name == name) {
-            *out.entry(s.labels.get(by).cloned().unwrap_or_default()).or_insert(0.0) += s.value;
+            *out.entry(s.labels.get(by).cloned().unwrap_or_default())
+                .or_insert(0.0) += s.value;
         }
         out
     }
@@ -132,7 +140,11 @@ fn parse_line(line: &str) -> Option<TextSample> {
         "NaN" => f64::NAN,
         v => v.parse().ok()?,
     };
-    Some(TextSample { name: name.to_string(), labels, value })
+    Some(TextSample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 #[cfg(test)]
@@ -148,8 +160,17 @@ mod tests {
              up 1 1700000000000\nempty{} 2\n",
         );
         assert_eq!(s.sum("sightline_collector_rejected_total", &[]), 4.5);
-        assert_eq!(s.sum("sightline_collector_rejected_total", &[("reason", "out_of_order")]), 3.0);
-        assert_eq!(s.by_label("sightline_collector_rejected_total", "reason")["a \"q\" b"], 1.5);
+        assert_eq!(
+            s.sum(
+                "sightline_collector_rejected_total",
+                &[("reason", "out_of_order")]
+            ),
+            3.0
+        );
+        assert_eq!(
+            s.by_label("sightline_collector_rejected_total", "reason")["a \"q\" b"],
+            1.5
+        );
         assert_eq!(s.sum("up", &[]), 1.0);
         assert_eq!(s.sum("empty", &[]), 2.0);
     }

@@ -2,11 +2,15 @@
 //! raw-bytes unary call for malformed ones. Each call runs on a small private tokio
 //! runtime, so tests stay synchronous.
 
-use sightline_proto::otlp::collector::logs::v1::{logs_service_client::LogsServiceClient, ExportLogsServiceRequest};
+use sightline_proto::otlp::collector::logs::v1::{
+    logs_service_client::LogsServiceClient, ExportLogsServiceRequest,
+};
 use sightline_proto::otlp::collector::metrics::v1::{
     metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
 };
-use sightline_proto::otlp::collector::trace::v1::{trace_service_client::TraceServiceClient, ExportTraceServiceRequest};
+use sightline_proto::otlp::collector::trace::v1::{
+    trace_service_client::TraceServiceClient, ExportTraceServiceRequest,
+};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
@@ -18,7 +22,10 @@ pub const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsServic
 pub const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 async fn channel(endpoint: &str) -> Result<Channel, Status> {
@@ -32,7 +39,8 @@ async fn channel(endpoint: &str) -> Result<Channel, Status> {
 fn with_metadata<T>(msg: T, metadata: &[(&'static str, &str)]) -> Request<T> {
     let mut req = Request::new(msg);
     for (k, v) in metadata {
-        req.metadata_mut().insert(*k, v.parse().expect("ascii metadata value"));
+        req.metadata_mut()
+            .insert(*k, v.parse().expect("ascii metadata value"));
     }
     req
 }
@@ -45,7 +53,10 @@ pub fn export_metrics(
 ) -> Result<(), Status> {
     runtime().block_on(async {
         let mut client = MetricsServiceClient::new(channel(endpoint).await?);
-        let resp = client.export(with_metadata(req, metadata)).await?.into_inner();
+        let resp = client
+            .export(with_metadata(req, metadata))
+            .await?
+            .into_inner();
         match resp.partial_success {
             Some(p) if p.rejected_data_points > 0 => Err(Status::invalid_argument(format!(
                 "partial success: {} rejected: {}",
@@ -57,10 +68,17 @@ pub fn export_metrics(
 }
 
 /// Sends an OTLP logs export.
-pub fn export_logs(endpoint: &str, req: ExportLogsServiceRequest, metadata: &[(&'static str, &str)]) -> Result<(), Status> {
+pub fn export_logs(
+    endpoint: &str,
+    req: ExportLogsServiceRequest,
+    metadata: &[(&'static str, &str)],
+) -> Result<(), Status> {
     runtime().block_on(async {
         let mut client = LogsServiceClient::new(channel(endpoint).await?);
-        client.export(with_metadata(req, metadata)).await.map(|_| ())
+        client
+            .export(with_metadata(req, metadata))
+            .await
+            .map(|_| ())
     })
 }
 
@@ -72,17 +90,33 @@ pub fn export_traces(
 ) -> Result<(), Status> {
     runtime().block_on(async {
         let mut client = TraceServiceClient::new(channel(endpoint).await?);
-        client.export(with_metadata(req, metadata)).await.map(|_| ())
+        client
+            .export(with_metadata(req, metadata))
+            .await
+            .map(|_| ())
     })
 }
 
 /// A unary call to `path` whose request message is `body` verbatim (e.g. bytes that
 /// are not valid protobuf). Returns the raw response message bytes.
-pub fn raw_unary(endpoint: &str, path: &'static str, body: Vec<u8>, metadata: &[(&'static str, &str)]) -> Result<Vec<u8>, Status> {
+pub fn raw_unary(
+    endpoint: &str,
+    path: &'static str,
+    body: Vec<u8>,
+    metadata: &[(&'static str, &str)],
+) -> Result<Vec<u8>, Status> {
     runtime().block_on(async {
         let mut grpc = tonic::client::Grpc::new(channel(endpoint).await?);
-        grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        let resp = grpc.unary(with_metadata(body, metadata), PathAndQuery::from_static(path), RawCodec).await?;
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let resp = grpc
+            .unary(
+                with_metadata(body, metadata),
+                PathAndQuery::from_static(path),
+                RawCodec,
+            )
+            .await?;
         Ok(resp.into_inner())
     })
 }

@@ -32,7 +32,11 @@ impl Process {
             .stdout(File::create(&stdout_path).expect("create stdout file"))
             .stderr(File::create(&stderr_path).expect("create stderr file"));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Process { name: name.to_string(), child, stderr_path }
+        Process {
+            name: name.to_string(),
+            child,
+            stderr_path,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -47,7 +51,11 @@ impl Process {
     /// Panics with the stderr tail if the process has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited with {status}; stderr tail:\n{}", self.name, tail(&self.stderr(), 40));
+            panic!(
+                "{} exited with {status}; stderr tail:\n{}",
+                self.name,
+                tail(&self.stderr(), 40)
+            );
         }
     }
 
@@ -69,9 +77,11 @@ impl Process {
             .status()
             .expect("run kill -TERM");
         assert!(status.success(), "kill -TERM {} failed", self.pid());
-        let status = crate::wait_for(&format!("{} to exit after SIGTERM", self.name), timeout, || {
-            self.child.try_wait().ok().flatten()
-        });
+        let status = crate::wait_for(
+            &format!("{} to exit after SIGTERM", self.name),
+            timeout,
+            || self.child.try_wait().ok().flatten(),
+        );
         status.code()
     }
 }
@@ -79,7 +89,12 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if std::thread::panicking() && self.is_running() {
-            eprintln!("--- {} (pid {}) stderr tail ---\n{}", self.name, self.pid(), tail(&self.stderr(), 60));
+            eprintln!(
+                "--- {} (pid {}) stderr tail ---\n{}",
+                self.name,
+                self.pid(),
+                tail(&self.stderr(), 60)
+            );
         }
         self.kill();
     }
@@ -142,14 +157,27 @@ impl Collector {
     }
 
     pub fn start_with(opts: CollectorOptions) -> Collector {
-        let dir = tempfile::Builder::new().prefix("sightline-collector-").tempdir().expect("temp dir");
-        let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
+        let dir = tempfile::Builder::new()
+            .prefix("sightline-collector-")
+            .tempdir()
+            .expect("temp dir");
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let listen_file = dir.path().join("listen.json");
         let mut cmd = Command::new(binaries::collector());
         cmd.arg("run")
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args([
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--otlp-http-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .arg("--listen-file")
             .arg(&listen_file);
         if let Some(yaml) = &opts.config_yaml {
@@ -168,10 +196,17 @@ impl Collector {
             otlp_http: addrs["otlp_http"].clone(),
             http: addrs["http"].clone(),
         };
-        let collector = Collector { process, addrs, data_dir, _dir: dir };
+        let collector = Collector {
+            process,
+            addrs,
+            data_dir,
+            _dir: dir,
+        };
         let http = collector.http();
         crate::wait_for("collector /-/ready to answer 200", READY_TIMEOUT, || {
-            http.get("/-/ready", &[], &[]).ok().filter(|r| r.status == 200)
+            http.get("/-/ready", &[], &[])
+                .ok()
+                .filter(|r| r.status == 200)
         });
         collector
     }
@@ -207,20 +242,34 @@ impl Agent {
     /// An agent shipping to `grpc_endpoint` every `interval` (e.g. "1s"); `extra_args`
     /// are appended to the command line.
     pub fn start(grpc_endpoint: &str, interval: &str, extra_args: &[&str]) -> Agent {
-        let dir = tempfile::Builder::new().prefix("sightline-agent-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("sightline-agent-")
+            .tempdir()
+            .expect("temp dir");
         let listen_file = dir.path().join("listen.json");
         let mut cmd = Command::new(binaries::agent());
-        cmd.args(["--endpoint", grpc_endpoint, "--interval", interval, "--http-addr", "127.0.0.1:0"])
-            .arg("--listen-file")
-            .arg(&listen_file)
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            // The agent's disk buffer, if it keeps one, stays inside the temp dir.
-            .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
-            .current_dir(dir.path());
+        cmd.args([
+            "--endpoint",
+            grpc_endpoint,
+            "--interval",
+            interval,
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--listen-file")
+        .arg(&listen_file)
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        // The agent's disk buffer, if it keeps one, stays inside the temp dir.
+        .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+        .current_dir(dir.path());
         let mut process = Process::spawn("agent", cmd, dir.path(), 0);
         let addrs = wait_listen_file(&mut process, &listen_file, &["http"]);
-        Agent { process, http_addr: addrs["http"].clone(), _dir: dir }
+        Agent {
+            process,
+            http_addr: addrs["http"].clone(),
+            _dir: dir,
+        }
     }
 
     pub fn http(&self) -> Http {
@@ -230,5 +279,8 @@ impl Agent {
 
 /// A data dir that outlives collector restarts (crash tests).
 pub fn persistent_data_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("sightline-data-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("sightline-data-")
+        .tempdir()
+        .expect("temp dir")
 }

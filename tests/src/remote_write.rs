@@ -11,19 +11,28 @@ use crate::http_api::{Http, Reply};
 pub fn series(name: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     let mut all: Vec<Label> = std::iter::once(("__name__", name))
         .chain(labels.iter().copied())
-        .map(|(n, v)| Label { name: n.to_string(), value: v.to_string() })
+        .map(|(n, v)| Label {
+            name: n.to_string(),
+            value: v.to_string(),
+        })
         .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     TimeSeries {
         labels: all,
-        samples: samples.iter().map(|&(timestamp, value)| Sample { value, timestamp }).collect(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| Sample { value, timestamp })
+            .collect(),
         exemplars: vec![],
     }
 }
 
 /// A request holding `timeseries`.
 pub fn request(timeseries: Vec<TimeSeries>) -> WriteRequest {
-    WriteRequest { timeseries, metadata: vec![] }
+    WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
 }
 
 /// Protobuf-encodes and snappy-compresses `req` (the remote-write body).
@@ -33,7 +42,9 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 
 /// Snappy block compression (not the framed format), as remote write uses.
 pub fn compress(raw: &[u8]) -> Vec<u8> {
-    snap::raw::Encoder::new().compress_vec(raw).expect("snappy compress")
+    snap::raw::Encoder::new()
+        .compress_vec(raw)
+        .expect("snappy compress")
 }
 
 /// The standard remote-write 1.0 headers.
@@ -56,5 +67,10 @@ pub fn push_body(http: &Http, body: &[u8]) -> Result<Reply, ureq::Error> {
 /// POSTs `req` and asserts 2xx.
 pub fn push_ok(http: &Http, req: &WriteRequest) {
     let reply = push(http, req).unwrap_or_else(|e| panic!("remote write to {}: {e}", http.base()));
-    assert!((200..300).contains(&reply.status), "remote write answered {}: {}", reply.status, reply.body);
+    assert!(
+        (200..300).contains(&reply.status),
+        "remote write answered {}: {}",
+        reply.status,
+        reply.body
+    );
 }

@@ -3,6 +3,9 @@
 //! a token only ever sees its own tenant's data, a mismatching `X-Scope-OrgID` is
 //! forbidden (403), the right token works, and no token ever reaches the logs.
 
+// Test files: a failed unwrap is a failed test, also in helper functions.
+#![allow(clippy::unwrap_used)]
+
 use sightline_e2e::http_api::Http;
 use sightline_e2e::otlp_grpc;
 use sightline_e2e::remote_write::{self, series};
@@ -26,13 +29,18 @@ fn config() -> String {
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
         ..Default::default()
     }
 }
 
 fn resource(service: &str) -> Option<Resource> {
-    Some(Resource { attributes: vec![kv("service.name", service)], ..Default::default() })
+    Some(Resource {
+        attributes: vec![kv("service.name", service)],
+        ..Default::default()
+    })
 }
 
 fn logs(service: &str, t_ns: i64) -> ExportLogsServiceRequest {
@@ -43,7 +51,11 @@ fn logs(service: &str, t_ns: i64) -> ExportLogsServiceRequest {
                 log_records: vec![LogRecord {
                     time_unix_nano: t_ns as u64,
                     observed_time_unix_nano: t_ns as u64,
-                    body: Some(AnyValue { value: Some(any_value::Value::StringValue(format!("hello from {service}"))) }),
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(format!(
+                            "hello from {service}"
+                        ))),
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -54,7 +66,9 @@ fn logs(service: &str, t_ns: i64) -> ExportLogsServiceRequest {
 }
 
 fn trace(service: &str, trace_hex: &str, t_ns: i64) -> ExportTraceServiceRequest {
-    let trace_id = (0..16).map(|i| u8::from_str_radix(&trace_hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let trace_id = (0..16)
+        .map(|i| u8::from_str_radix(&trace_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource(service),
@@ -79,26 +93,69 @@ fn every_endpoint(http: &Http, otlp_http: &Http, t_s: f64) -> Vec<(String, u16)>
     let (s, e) = ((t_s - 60.0).to_string(), (t_s + 60.0).to_string());
     let (sn, en) = (((t_s - 60.0) * 1e9) as i64, ((t_s + 60.0) * 1e9) as i64);
     let (sn, en) = (sn.to_string(), en.to_string());
-    let rw = remote_write::encode(&remote_write::request(vec![series("auth_probe", &[("who", "anyone")], &[(now_ms(), 9.0)])]));
+    let rw = remote_write::encode(&remote_write::request(vec![series(
+        "auth_probe",
+        &[("who", "anyone")],
+        &[(now_ms(), 9.0)],
+    )]));
     let gets: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("/api/v1/query", vec![("query", "auth_probe"), ("time", &e)]),
-        ("/api/v1/query_range", vec![("query", "auth_probe"), ("start", &s), ("end", &e), ("step", "15")]),
-        ("/api/v1/series", vec![("match[]", "auth_probe"), ("start", &s), ("end", &e)]),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", "auth_probe"),
+                ("start", &s),
+                ("end", &e),
+                ("step", "15"),
+            ],
+        ),
+        (
+            "/api/v1/series",
+            vec![("match[]", "auth_probe"), ("start", &s), ("end", &e)],
+        ),
         ("/api/v1/labels", vec![]),
         ("/api/v1/label/__name__/values", vec![]),
-        ("/loki/api/v1/query_range", vec![("query", "{service_name=\"svc-a\"}"), ("start", &sn), ("end", &en), ("limit", "10")]),
+        (
+            "/loki/api/v1/query_range",
+            vec![
+                ("query", "{service_name=\"svc-a\"}"),
+                ("start", &sn),
+                ("end", &en),
+                ("limit", "10"),
+            ],
+        ),
     ];
     let mut out: Vec<(String, u16)> = gets
         .into_iter()
-        .map(|(path, q)| (format!("GET {path}"), http.get(path, &q, &[]).unwrap().status))
+        .map(|(path, q)| {
+            (
+                format!("GET {path}"),
+                http.get(path, &q, &[]).unwrap().status,
+            )
+        })
         .collect();
     let tempo = format!("/api/traces/{TRACE_A}");
-    out.push((format!("GET {tempo}"), http.get(&tempo, &[], &[]).unwrap().status));
-    out.push(("POST /api/v1/write".into(), remote_write::push_body(http, &rw).unwrap().status));
+    out.push((
+        format!("GET {tempo}"),
+        http.get(&tempo, &[], &[]).unwrap().status,
+    ));
+    out.push((
+        "POST /api/v1/write".into(),
+        remote_write::push_body(http, &rw).unwrap().status,
+    ));
     let pb = [("Content-Type", "application/x-protobuf")];
-    out.push(("POST otlp /v1/metrics".into(), otlp_http.post("/v1/metrics", &pb, &[]).unwrap().status));
-    out.push(("POST otlp /v1/logs".into(), otlp_http.post("/v1/logs", &pb, &[]).unwrap().status));
-    out.push(("POST otlp /v1/traces".into(), otlp_http.post("/v1/traces", &pb, &[]).unwrap().status));
+    out.push((
+        "POST otlp /v1/metrics".into(),
+        otlp_http.post("/v1/metrics", &pb, &[]).unwrap().status,
+    ));
+    out.push((
+        "POST otlp /v1/logs".into(),
+        otlp_http.post("/v1/logs", &pb, &[]).unwrap().status,
+    ));
+    out.push((
+        "POST otlp /v1/traces".into(),
+        otlp_http.post("/v1/traces", &pb, &[]).unwrap().status,
+    ));
     out
 }
 
@@ -127,79 +184,177 @@ fn tokens_and_tenants() {
     // Each tenant writes its own data with its own token.
     let a = http.with_token(TOKEN_A);
     let b = http.with_token(TOKEN_B);
-    remote_write::push_ok(&a, &remote_write::request(vec![series("auth_probe", &[("who", "a")], &[(t, 1.0)])]));
-    remote_write::push_ok(&b, &remote_write::request(vec![series("auth_probe", &[("who", "b")], &[(t, 2.0)])]));
-    otlp_grpc::export_logs(&c.grpc_endpoint(), logs("svc-a", t * 1_000_000), &[("authorization", &bearer_a)]).unwrap();
-    otlp_grpc::export_traces(&c.grpc_endpoint(), trace("svc-a", TRACE_A, t * 1_000_000), &[("authorization", &bearer_a)])
-        .unwrap();
+    remote_write::push_ok(
+        &a,
+        &remote_write::request(vec![series("auth_probe", &[("who", "a")], &[(t, 1.0)])]),
+    );
+    remote_write::push_ok(
+        &b,
+        &remote_write::request(vec![series("auth_probe", &[("who", "b")], &[(t, 2.0)])]),
+    );
+    otlp_grpc::export_logs(
+        &c.grpc_endpoint(),
+        logs("svc-a", t * 1_000_000),
+        &[("authorization", &bearer_a)],
+    )
+    .unwrap();
+    otlp_grpc::export_traces(
+        &c.grpc_endpoint(),
+        trace("svc-a", TRACE_A, t * 1_000_000),
+        &[("authorization", &bearer_a)],
+    )
+    .unwrap();
 
     // No token, or an unknown one: 401 everywhere, Unauthenticated over gRPC.
     for (who, client, otlp) in [
         ("no token", http.clone(), otlp_http.clone()),
-        ("wrong token", http.with_token(WRONG_TOKEN), otlp_http.with_token(WRONG_TOKEN)),
-        ("token without Bearer", http.with_header("Authorization", TOKEN_A), otlp_http.with_header("Authorization", TOKEN_A)),
+        (
+            "wrong token",
+            http.with_token(WRONG_TOKEN),
+            otlp_http.with_token(WRONG_TOKEN),
+        ),
+        (
+            "token without Bearer",
+            http.with_header("Authorization", TOKEN_A),
+            otlp_http.with_header("Authorization", TOKEN_A),
+        ),
     ] {
         for (endpoint, status) in every_endpoint(&client, &otlp, t_s) {
-            assert_eq!(status, 401, "{who}: {endpoint} answered {status}, expected 401");
+            assert_eq!(
+                status, 401,
+                "{who}: {endpoint} answered {status}, expected 401"
+            );
         }
     }
-    assert_eq!(grpc_status(&c, &[]), tonic::Code::Unauthenticated, "gRPC without token");
-    assert_eq!(grpc_status(&c, &[("authorization", &bearer_wrong)]), tonic::Code::Unauthenticated, "gRPC wrong token");
+    assert_eq!(
+        grpc_status(&c, &[]),
+        tonic::Code::Unauthenticated,
+        "gRPC without token"
+    );
+    assert_eq!(
+        grpc_status(&c, &[("authorization", &bearer_wrong)]),
+        tonic::Code::Unauthenticated,
+        "gRPC wrong token"
+    );
 
     // The right token works, and sees only its own tenant.
     let (q_a, q_b) = wait_both(&a, &b, t_s);
-    assert_eq!(q_a, vec![("a".to_string(), 1.0)], "tenant A sees only its series");
-    assert_eq!(q_b, vec![("b".to_string(), 2.0)], "tenant B sees only its series");
+    assert_eq!(
+        q_a,
+        vec![("a".to_string(), 1.0)],
+        "tenant A sees only its series"
+    );
+    assert_eq!(
+        q_b,
+        vec![("b".to_string(), 2.0)],
+        "tenant B sees only its series"
+    );
     let series_b = b.series("auth_probe", t_s - 60.0, t_s + 60.0);
-    assert!(series_b.iter().all(|l| l.get("who").map(String::as_str) == Some("b")), "B's /series leaked: {series_b:?}");
+    assert!(
+        series_b
+            .iter()
+            .all(|l| l.get("who").map(String::as_str) == Some("b")),
+        "B's /series leaked: {series_b:?}"
+    );
     let values_b = b.prom_data("/api/v1/label/who/values", &[]);
-    assert_eq!(values_b, serde_json::json!(["b"]), "B's label values leaked A's");
+    assert_eq!(
+        values_b,
+        serde_json::json!(["b"]),
+        "B's label values leaked A's"
+    );
 
     // Logs and traces: A reads them, B does not.
-    let (sn, en) = (t * 1_000_000 - 60_000_000_000, t * 1_000_000 + 60_000_000_000);
-    let streams_a = sightline_e2e::wait_for("tenant A's log line", std::time::Duration::from_secs(20), || {
-        let s = a.loki_query_range("{service_name=\"svc-a\"}", sn, en, 100);
-        (!s.is_empty()).then_some(s)
-    });
-    assert!(streams_a.iter().any(|s| s.values.iter().any(|(_, l)| l == "hello from svc-a")), "{streams_a:?}");
-    assert!(b.loki_query_range("{service_name=\"svc-a\"}", sn, en, 100).is_empty(), "B read A's logs");
+    let (sn, en) = (
+        t * 1_000_000 - 60_000_000_000,
+        t * 1_000_000 + 60_000_000_000,
+    );
+    let streams_a = sightline_e2e::wait_for(
+        "tenant A's log line",
+        std::time::Duration::from_secs(20),
+        || {
+            let s = a.loki_query_range("{service_name=\"svc-a\"}", sn, en, 100);
+            (!s.is_empty()).then_some(s)
+        },
+    );
+    assert!(
+        streams_a
+            .iter()
+            .any(|s| s.values.iter().any(|(_, l)| l == "hello from svc-a")),
+        "{streams_a:?}"
+    );
+    assert!(
+        b.loki_query_range("{service_name=\"svc-a\"}", sn, en, 100)
+            .is_empty(),
+        "B read A's logs"
+    );
     let trace_path = format!("/api/traces/{TRACE_A}");
     assert_eq!(a.get_ok(&trace_path, &[]).status, 200, "A reads its trace");
-    assert_eq!(b.get_ok(&trace_path, &[]).status, 404, "B must not find A's trace");
+    assert_eq!(
+        b.get_ok(&trace_path, &[]).status,
+        404,
+        "B must not find A's trace"
+    );
 
     // Token A claiming tenant B through X-Scope-OrgID: 403 on reads and writes.
     let a_as_b = a.with_tenant("team-b");
-    for (endpoint, status) in every_endpoint(&a_as_b, &otlp_http.with_token(TOKEN_A).with_tenant("team-b"), t_s) {
-        assert_eq!(status, 403, "token A + X-Scope-OrgID team-b: {endpoint} answered {status}, expected 403");
+    for (endpoint, status) in every_endpoint(
+        &a_as_b,
+        &otlp_http.with_token(TOKEN_A).with_tenant("team-b"),
+        t_s,
+    ) {
+        assert_eq!(
+            status, 403,
+            "token A + X-Scope-OrgID team-b: {endpoint} answered {status}, expected 403"
+        );
     }
     assert_eq!(
-        grpc_status(&c, &[("authorization", &bearer_a), ("x-scope-orgid", "team-b")]),
+        grpc_status(
+            &c,
+            &[("authorization", &bearer_a), ("x-scope-orgid", "team-b")]
+        ),
         tonic::Code::PermissionDenied,
         "gRPC token A as team-b"
     );
     // A matching X-Scope-OrgID is fine.
     let q = a.with_tenant("team-a").query("auth_probe", t_s);
     assert_eq!(q.len(), 1, "token A with its own X-Scope-OrgID: {q:?}");
-    assert_eq!(grpc_status(&c, &[("authorization", &bearer_b)]), tonic::Code::Ok, "gRPC with token B");
+    assert_eq!(
+        grpc_status(&c, &[("authorization", &bearer_b)]),
+        tonic::Code::Ok,
+        "gRPC with token B"
+    );
 
     // Tokens never reach the logs (RUST_LOG=debug).
     let stderr = c.stderr();
-    assert!(!stderr.is_empty(), "collector wrote no log at all; cannot check for token leaks");
+    assert!(
+        !stderr.is_empty(),
+        "collector wrote no log at all; cannot check for token leaks"
+    );
     for token in [TOKEN_A, TOKEN_B, WRONG_TOKEN] {
-        assert!(!stderr.contains(token), "token {token} appears in the collector's stderr");
+        assert!(
+            !stderr.contains(token),
+            "token {token} appears in the collector's stderr"
+        );
     }
 }
 
 /// Polls until both tenants' queries return, then returns `(who, value)` per tenant.
-fn wait_both(a: &Http, b: &Http, t_s: f64) -> (Vec<(String, f64)>, Vec<(String, f64)>) {
-    let get = |h: &Http| -> Vec<(String, f64)> {
+/// `(who label, value)` pairs a tenant sees.
+type Seen = Vec<(String, f64)>;
+
+fn wait_both(a: &Http, b: &Http, t_s: f64) -> (Seen, Seen) {
+    let get = |h: &Http| -> Seen {
         h.query("auth_probe", t_s)
             .into_iter()
             .map(|s| (s.metric.get("who").cloned().unwrap_or_default(), s.value))
             .collect()
     };
-    sightline_e2e::wait_for("both tenants' samples to be queryable", std::time::Duration::from_secs(20), || {
-        let (qa, qb) = (get(a), get(b));
-        (!qa.is_empty() && !qb.is_empty()).then_some((qa, qb))
-    })
+    sightline_e2e::wait_for(
+        "both tenants' samples to be queryable",
+        std::time::Duration::from_secs(20),
+        || {
+            let (qa, qb) = (get(a), get(b));
+            (!qa.is_empty() && !qb.is_empty()).then_some((qa, qb))
+        },
+    )
 }

@@ -7,6 +7,9 @@
 //! enough for memtables to be flushed to Parquet. A final graceful stop (SIGTERM) and
 //! restart must keep everything too.
 
+// Test files: a failed unwrap is a failed test, also in helper functions.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,11 +38,20 @@ struct Round {
     refused: Vec<(u64, u16, String)>,
 }
 
-fn batch_request(round: usize, batch: u64, base_ms: i64) -> sightline_proto::prometheus::WriteRequest {
-    let samples: Vec<(i64, f64)> =
-        (0..SAMPLES_PER_BATCH).map(|j| (base_ms + j * 1000, expected_value(batch, j))).collect();
+fn batch_request(
+    round: usize,
+    batch: u64,
+    base_ms: i64,
+) -> sightline_proto::prometheus::WriteRequest {
+    let samples: Vec<(i64, f64)> = (0..SAMPLES_PER_BATCH)
+        .map(|j| (base_ms + j * 1000, expected_value(batch, j)))
+        .collect();
     let (r, b) = (round.to_string(), batch.to_string());
-    remote_write::request(vec![series("crash_samples", &[("round", &r), ("batch", &b)], &samples)])
+    remote_write::request(vec![series(
+        "crash_samples",
+        &[("round", &r), ("batch", &b)],
+        &samples,
+    )])
 }
 
 fn expected_value(batch: u64, j: i64) -> f64 {
@@ -82,20 +94,34 @@ fn parquet_files(dir: &Path) -> usize {
 fn verify_round(http: &Http, round_no: usize, round: &Round) {
     let start = (round.base_ms / 1000) as f64;
     let end = start + (SAMPLES_PER_BATCH - 1) as f64;
-    let result = http.query_range(&format!("crash_samples{{round=\"{round_no}\"}}"), start, end, 1.0);
+    let result = http.query_range(
+        &format!("crash_samples{{round=\"{round_no}\"}}"),
+        start,
+        end,
+        1.0,
+    );
     let mut stored: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
     for s in result {
         let batch: u64 = s.metric["batch"].parse().expect("batch label");
-        assert!(stored.insert(batch, s.values).is_none(), "round {round_no}: batch {batch} returned twice");
+        assert!(
+            stored.insert(batch, s.values).is_none(),
+            "round {round_no}: batch {batch} returned twice"
+        );
     }
     let expected = |batch: u64| -> Vec<(f64, f64)> {
-        (0..SAMPLES_PER_BATCH).map(|j| (start + j as f64, expected_value(batch, j))).collect()
+        (0..SAMPLES_PER_BATCH)
+            .map(|j| (start + j as f64, expected_value(batch, j)))
+            .collect()
     };
     let mut missing = Vec::new();
     for &b in &round.acked {
         match stored.get(&b) {
             None => missing.push(b),
-            Some(v) => assert_eq!(v, &expected(b), "round {round_no}: acknowledged batch {b} differs"),
+            Some(v) => assert_eq!(
+                v,
+                &expected(b),
+                "round {round_no}: acknowledged batch {b} differs"
+            ),
         }
     }
     assert!(
@@ -105,16 +131,36 @@ fn verify_round(http: &Http, round_no: usize, round: &Round) {
         round.acked.len(),
         &missing[..missing.len().min(20)]
     );
-    let known: BTreeSet<u64> = round.acked.iter().chain(&round.in_flight).copied().collect();
+    let known: BTreeSet<u64> = round
+        .acked
+        .iter()
+        .chain(&round.in_flight)
+        .copied()
+        .collect();
     for (b, v) in &stored {
-        assert!(known.contains(b), "round {round_no}: batch {b} was never sent but is stored");
+        assert!(
+            known.contains(b),
+            "round {round_no}: batch {b} was never sent but is stored"
+        );
         if round.in_flight.contains(b) {
-            assert_eq!(v, &expected(*b), "round {round_no}: in-flight batch {b} stored partially");
+            assert_eq!(
+                v,
+                &expected(*b),
+                "round {round_no}: in-flight batch {b} stored partially"
+            );
         }
     }
     // The series index agrees.
-    let listed = http.series(&format!("crash_samples{{round=\"{round_no}\"}}"), start - 1.0, end + 1.0);
-    assert_eq!(listed.len(), stored.len(), "round {round_no}: /api/v1/series and query_range disagree");
+    let listed = http.series(
+        &format!("crash_samples{{round=\"{round_no}\"}}"),
+        start - 1.0,
+        end + 1.0,
+    );
+    assert_eq!(
+        listed.len(),
+        stored.len(),
+        "round {round_no}: /api/v1/series and query_range disagree"
+    );
 }
 
 #[test]
@@ -127,7 +173,10 @@ fn acknowledged_writes_survive_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let data = persistent_data_dir();
-    let opts = CollectorOptions { data_dir: Some(data.path().to_path_buf()), ..Default::default() };
+    let opts = CollectorOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        ..Default::default()
+    };
     let mut collector = Collector::start_with(opts.clone());
     let mut rounds: Vec<Round> = Vec::new();
 
@@ -139,7 +188,10 @@ fn acknowledged_writes_survive_sigkill() {
             _ => rng.random_range(100..2_500),
         };
         let base_ms = (now_ms() / 1000 - 60) * 1000;
-        let out = Arc::new(Mutex::new(Round { base_ms, ..Default::default() }));
+        let out = Arc::new(Mutex::new(Round {
+            base_ms,
+            ..Default::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let writer = {
             let (http, out, stop) = (collector.http(), out.clone(), stop.clone());
@@ -149,14 +201,21 @@ fn acknowledged_writes_survive_sigkill() {
         collector.process.kill();
         stop.store(true, Ordering::Relaxed);
         writer.join().expect("writer thread");
-        let round = Arc::try_unwrap(out).expect("writer finished").into_inner().unwrap();
+        let round = Arc::try_unwrap(out)
+            .expect("writer finished")
+            .into_inner()
+            .unwrap();
         println!(
             "round {round_no}: killed after {run_ms} ms; {} batches acknowledged, {} in flight, parquet files on disk: {}",
             round.acked.len(),
             round.in_flight.len(),
             parquet_files(data.path())
         );
-        assert!(round.refused.is_empty(), "round {round_no}: batches refused: {:?}", &round.refused[..round.refused.len().min(5)]);
+        assert!(
+            round.refused.is_empty(),
+            "round {round_no}: batches refused: {:?}",
+            &round.refused[..round.refused.len().min(5)]
+        );
         rounds.push(round);
 
         collector = Collector::start_with(opts.clone());
@@ -167,7 +226,10 @@ fn acknowledged_writes_survive_sigkill() {
     }
     let total: usize = rounds.iter().map(|r| r.acked.len()).sum();
     assert!(total > 0, "no batch was ever acknowledged");
-    println!("{total} acknowledged batches ({} samples) verified after {ROUNDS} kills", total as i64 * SAMPLES_PER_BATCH);
+    println!(
+        "{total} acknowledged batches ({} samples) verified after {ROUNDS} kills",
+        total as i64 * SAMPLES_PER_BATCH
+    );
 
     // Graceful stop keeps everything as well.
     let code = collector.process.terminate(Duration::from_secs(30));
@@ -176,5 +238,8 @@ fn acknowledged_writes_survive_sigkill() {
     for (i, r) in rounds.iter().enumerate() {
         verify_round(&collector.http(), i, r);
     }
-    println!("parquet files after the graceful restart: {}", parquet_files(data.path()));
+    println!(
+        "parquet files after the graceful restart: {}",
+        parquet_files(data.path())
+    );
 }

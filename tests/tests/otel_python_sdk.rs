@@ -9,6 +9,9 @@
 //!
 //! Python comes from `SIGHTLINE_PYTHON` (default `/var/tmp/sightline-venv/bin/python`).
 
+// Test files: a failed unwrap is a failed test, also in helper functions.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -23,7 +26,9 @@ use sightline_e2e::{now_ms, wait_for, Collector};
 use sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use sightline_proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use sightline_proto::otlp::metrics::v1::summary_data_point::ValueAtQuantile;
-use sightline_proto::otlp::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics, Summary, SummaryDataPoint};
+use sightline_proto::otlp::metrics::v1::{
+    metric, Metric, ResourceMetrics, ScopeMetrics, Summary, SummaryDataPoint,
+};
 use sightline_proto::otlp::resource::v1::Resource;
 
 const DEFAULT_PYTHON: &str = "/var/tmp/sightline-venv/bin/python";
@@ -32,7 +37,9 @@ const INSTALL: &str = "python3 -m venv /var/tmp/sightline-venv && \
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn python() -> PathBuf {
-    let py = std::env::var_os("SIGHTLINE_PYTHON").map(PathBuf::from).unwrap_or_else(|| DEFAULT_PYTHON.into());
+    let py = std::env::var_os("SIGHTLINE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_PYTHON.into());
     assert!(
         py.is_file(),
         "Python interpreter {} not found (set SIGHTLINE_PYTHON or install the OpenTelemetry SDK: {INSTALL})",
@@ -62,7 +69,10 @@ fn send_with_python_sdk(endpoint: &str, base_ns: i64) -> Value {
         if started.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("send_otlp.py did not finish in 120 s; stderr:\n{}", std::fs::read_to_string(&err_path).unwrap());
+            panic!(
+                "send_otlp.py did not finish in 120 s; stderr:\n{}",
+                std::fs::read_to_string(&err_path).unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -72,9 +82,13 @@ fn send_with_python_sdk(endpoint: &str, base_ns: i64) -> Value {
         "the OpenTelemetry Python SDK is not installed for {}: {INSTALL}\n{stderr}",
         python().display()
     );
-    assert!(status.success(), "send_otlp.py failed ({status}):\n{stderr}");
+    assert!(
+        status.success(),
+        "send_otlp.py failed ({status}):\n{stderr}"
+    );
     let stdout = std::fs::read_to_string(&out_path).unwrap();
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("send_otlp.py output ({e}): {stdout}\n{stderr}"))
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("send_otlp.py output ({e}): {stdout}\n{stderr}"))
 }
 
 /// Waits until the instant query returns something, then returns it.
@@ -92,7 +106,10 @@ fn single(http: &Http, promql: &str, time_s: f64) -> InstantSample {
 }
 
 fn assert_close(what: &str, got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{what}: got {got}, want {want}");
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+        "{what}: got {got}, want {want}"
+    );
 }
 
 /// The metric's labels minus `__name__`.
@@ -118,15 +135,24 @@ fn python_sdk_metrics_logs_and_traces_round_trip() {
 
     // Monotonic cumulative sum, unit "1": `_total`, no unit suffix.
     let requests = instant(&http, &format!("http_requests_total{{{job}}}"), t);
-    let mut got: Vec<(BTreeMap<String, String>, f64)> = requests.iter().map(|s| (plain_labels(s), s.value)).collect();
+    let mut got: Vec<(BTreeMap<String, String>, f64)> = requests
+        .iter()
+        .map(|s| (plain_labels(s), s.value))
+        .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     let base = [("job", "e2e-python"), ("instance", "e2e-python-1")];
     let with = |extra: &[(&str, &str)]| labels(&[&base[..], extra].concat());
     assert_eq!(
         got,
         vec![
-            (with(&[("http_method", "GET"), ("http_status_code", "200")]), 5.0),
-            (with(&[("http_method", "POST"), ("http_status_code", "500")]), 4.0),
+            (
+                with(&[("http_method", "GET"), ("http_status_code", "200")]),
+                5.0
+            ),
+            (
+                with(&[("http_method", "POST"), ("http_status_code", "500")]),
+                4.0
+            ),
         ],
         "http_requests_total"
     );
@@ -142,31 +168,85 @@ fn python_sdk_metrics_logs_and_traces_round_trip() {
     assert_eq!(mem.value, 123456.0);
 
     // Explicit-bucket histogram, unit s: cumulative `_bucket{le}`, `_sum`, `_count`.
-    let buckets = instant(&http, &format!("http_server_duration_seconds_bucket{{{job}}}"), t);
+    let buckets = instant(
+        &http,
+        &format!("http_server_duration_seconds_bucket{{{job}}}"),
+        t,
+    );
     let mut by_le: Vec<(f64, f64)> = buckets
         .iter()
         .map(|s| {
-            let le = s.metric.get("le").unwrap_or_else(|| panic!("bucket without le: {s:?}"));
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or_else(|_| panic!("le {le:?}")) };
-            assert_eq!(s.metric.get("http_route").map(String::as_str), Some("/checkout"), "{s:?}");
+            let le = s
+                .metric
+                .get("le")
+                .unwrap_or_else(|| panic!("bucket without le: {s:?}"));
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or_else(|_| panic!("le {le:?}"))
+            };
+            assert_eq!(
+                s.metric.get("http_route").map(String::as_str),
+                Some("/checkout"),
+                "{s:?}"
+            );
             (le, s.value)
         })
         .collect();
     by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert_eq!(by_le, vec![(0.1, 1.0), (0.5, 3.0), (1.0, 4.0), (f64::INFINITY, 5.0)], "histogram buckets");
-    assert_close("histogram _sum", single(&http, &format!("http_server_duration_seconds_sum{{{job}}}"), t).value, 3.25);
-    assert_eq!(single(&http, &format!("http_server_duration_seconds_count{{{job}}}"), t).value, 5.0);
+    assert_eq!(
+        by_le,
+        vec![(0.1, 1.0), (0.5, 3.0), (1.0, 4.0), (f64::INFINITY, 5.0)],
+        "histogram buckets"
+    );
+    assert_close(
+        "histogram _sum",
+        single(
+            &http,
+            &format!("http_server_duration_seconds_sum{{{job}}}"),
+            t,
+        )
+        .value,
+        3.25,
+    );
+    assert_eq!(
+        single(
+            &http,
+            &format!("http_server_duration_seconds_count{{{job}}}"),
+            t
+        )
+        .value,
+        5.0
+    );
 
     // Exponential histogram (View), unit ms: at least `_count` and `_sum`.
-    let count = single(&http, &format!("rpc_client_latency_milliseconds_count{{{job}}}"), t);
+    let count = single(
+        &http,
+        &format!("rpc_client_latency_milliseconds_count{{{job}}}"),
+        t,
+    );
     assert_eq!(plain_labels(&count), with(&[("rpc_method", "Get")]));
     assert_eq!(count.value, 4.0);
-    assert_close("exp histogram _sum", single(&http, &format!("rpc_client_latency_milliseconds_sum{{{job}}}"), t).value, 15.0);
+    assert_close(
+        "exp histogram _sum",
+        single(
+            &http,
+            &format!("rpc_client_latency_milliseconds_sum{{{job}}}"),
+            t,
+        )
+        .value,
+        15.0,
+    );
 
     // Timestamps: the point's time_unix_nano (collection time), not its start time.
     let start = (collect_start_ns / 1_000_000_000 - 5) as f64;
     let end = (collect_end_ns / 1_000_000_000 + 5) as f64;
-    let range = http.query_range(&format!("http_requests_total{{{job},http_method=\"GET\"}}"), start, end, 1.0);
+    let range = http.query_range(
+        &format!("http_requests_total{{{job},http_method=\"GET\"}}"),
+        start,
+        end,
+        1.0,
+    );
     assert_eq!(range.len(), 1, "{range:?}");
     let first = range[0].values.first().expect("points").0;
     assert!(
@@ -192,7 +272,12 @@ fn check_logs(http: &Http, sent: &Value, base_ns: i64) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["timestamp_ns"].as_i64().unwrap(), l["body"].as_str().unwrap().to_string()))
+        .map(|l| {
+            (
+                l["timestamp_ns"].as_i64().unwrap(),
+                l["body"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let query = "{service_name=\"e2e-python\"}";
     let streams = wait_for("the Python SDK's log records", READ_TIMEOUT, || {
@@ -201,8 +286,17 @@ fn check_logs(http: &Http, sent: &Value, base_ns: i64) {
         (n >= want.len()).then_some(s)
     });
     for s in &streams {
-        assert_eq!(s.stream.get("service_name").map(String::as_str), Some("e2e-python"), "stream labels {:?}", s.stream);
-        assert!(s.stream.keys().all(|k| !k.contains('.')), "unsanitized stream label in {:?}", s.stream);
+        assert_eq!(
+            s.stream.get("service_name").map(String::as_str),
+            Some("e2e-python"),
+            "stream labels {:?}",
+            s.stream
+        );
+        assert!(
+            s.stream.keys().all(|k| !k.contains('.')),
+            "unsanitized stream label in {:?}",
+            s.stream
+        );
     }
     let mut got: Vec<(i64, String)> = streams.into_iter().flat_map(|s| s.values).collect();
     got.sort();
@@ -219,18 +313,28 @@ fn id_hex(v: &Value) -> String {
     if s.chars().all(|c| c.is_ascii_hexdigit()) && (s.len() == 16 || s.len() == 32) {
         return s.to_lowercase();
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_else(|e| panic!("id {s:?}: {e}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_else(|e| panic!("id {s:?}: {e}"));
     hex::encode(bytes)
 }
 
 fn attr<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
-    attrs.as_array()?.iter().find(|kv| kv["key"] == key).map(|kv| &kv["value"])
+    attrs
+        .as_array()?
+        .iter()
+        .find(|kv| kv["key"] == key)
+        .map(|kv| &kv["value"])
 }
 
 fn as_i64(v: &Value) -> i64 {
     match v {
-        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not an integer: {s:?}")),
-        other => other.as_i64().unwrap_or_else(|| panic!("not an integer: {other}")),
+        Value::String(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("not an integer: {s:?}")),
+        other => other
+            .as_i64()
+            .unwrap_or_else(|| panic!("not an integer: {other}")),
     }
 }
 
@@ -245,13 +349,25 @@ fn check_trace(http: &Http, sent: &Value) {
         let r = http.get_ok(&path, &[]);
         (r.status == 200).then(|| r.json())
     });
-    let batches = json["batches"].as_array().unwrap_or_else(|| panic!("no batches: {json}"));
+    let batches = json["batches"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no batches: {json}"));
     let mut spans = Vec::new();
     for b in batches {
         let res = &b["resource"]["attributes"];
-        assert_eq!(attr(res, "service.name").map(|v| &v["stringValue"]), Some(&Value::from("e2e-python")), "{b}");
-        assert_eq!(attr(res, "service.instance.id").map(|v| &v["stringValue"]), Some(&Value::from("e2e-python-1")));
-        for ss in b["scopeSpans"].as_array().unwrap_or_else(|| panic!("no scopeSpans: {b}")) {
+        assert_eq!(
+            attr(res, "service.name").map(|v| &v["stringValue"]),
+            Some(&Value::from("e2e-python")),
+            "{b}"
+        );
+        assert_eq!(
+            attr(res, "service.instance.id").map(|v| &v["stringValue"]),
+            Some(&Value::from("e2e-python-1"))
+        );
+        for ss in b["scopeSpans"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no scopeSpans: {b}"))
+        {
             assert_eq!(ss["scope"]["name"], "sightline.e2e.traces", "{ss}");
             spans.extend(ss["spans"].as_array().unwrap().iter().cloned());
         }
@@ -260,20 +376,46 @@ fn check_trace(http: &Http, sent: &Value) {
     assert_eq!(spans.len(), want.len(), "spans: {spans:?}");
     for w in want {
         let name = w["name"].as_str().unwrap();
-        let s = spans.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("span {name} missing: {spans:?}"));
+        let s = spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("span {name} missing: {spans:?}"));
         assert_eq!(id_hex(&s["traceId"]), trace_id, "{name} traceId");
-        assert_eq!(id_hex(&s["spanId"]), w["span_id"].as_str().unwrap(), "{name} spanId");
-        assert_eq!(id_hex(&s["parentSpanId"]), w["parent_span_id"].as_str().unwrap(), "{name} parentSpanId");
-        assert_eq!(as_i64(&s["startTimeUnixNano"]), w["start_ns"].as_i64().unwrap(), "{name} start");
-        assert_eq!(as_i64(&s["endTimeUnixNano"]), w["end_ns"].as_i64().unwrap(), "{name} end");
+        assert_eq!(
+            id_hex(&s["spanId"]),
+            w["span_id"].as_str().unwrap(),
+            "{name} spanId"
+        );
+        assert_eq!(
+            id_hex(&s["parentSpanId"]),
+            w["parent_span_id"].as_str().unwrap(),
+            "{name} parentSpanId"
+        );
+        assert_eq!(
+            as_i64(&s["startTimeUnixNano"]),
+            w["start_ns"].as_i64().unwrap(),
+            "{name} start"
+        );
+        assert_eq!(
+            as_i64(&s["endTimeUnixNano"]),
+            w["end_ns"].as_i64().unwrap(),
+            "{name} end"
+        );
         let kind = w["kind"].as_str().unwrap();
         let number = if kind == "SERVER" { 2 } else { 3 };
-        assert!(kind_is(&s["kind"], kind, number), "{name} kind {}", s["kind"]);
+        assert!(
+            kind_is(&s["kind"], kind, number),
+            "{name} kind {}",
+            s["kind"]
+        );
         for (k, v) in w["attributes"].as_object().unwrap() {
-            let got = attr(&s["attributes"], k).unwrap_or_else(|| panic!("{name} lacks attribute {k}: {s}"));
+            let got = attr(&s["attributes"], k)
+                .unwrap_or_else(|| panic!("{name} lacks attribute {k}: {s}"));
             match v {
                 Value::String(text) => assert_eq!(got["stringValue"], *text, "{name} {k}"),
-                Value::Number(n) => assert_eq!(as_i64(&got["intValue"]), n.as_i64().unwrap(), "{name} {k}"),
+                Value::Number(n) => {
+                    assert_eq!(as_i64(&got["intValue"]), n.as_i64().unwrap(), "{name} {k}")
+                }
                 other => panic!("unexpected attribute value {other}"),
             }
         }
@@ -283,7 +425,9 @@ fn check_trace(http: &Http, sent: &Value) {
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
         ..Default::default()
     }
 }
@@ -297,11 +441,17 @@ fn summary_from_tonic_client_round_trips() {
     let req = ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", "e2e-rust"), kv("service.instance.id", "rust-1")],
+                attributes: vec![
+                    kv("service.name", "e2e-rust"),
+                    kv("service.instance.id", "rust-1"),
+                ],
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: "sightline.e2e".into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "sightline.e2e".into(),
+                    ..Default::default()
+                }),
                 metrics: vec![Metric {
                     name: "rpc.server.duration".into(),
                     unit: "s".into(),
@@ -314,8 +464,14 @@ fn summary_from_tonic_client_round_trips() {
                             count: 10,
                             sum: 4.25,
                             quantile_values: vec![
-                                ValueAtQuantile { quantile: 0.5, value: 0.3 },
-                                ValueAtQuantile { quantile: 0.99, value: 1.125 },
+                                ValueAtQuantile {
+                                    quantile: 0.5,
+                                    value: 0.3,
+                                },
+                                ValueAtQuantile {
+                                    quantile: 0.99,
+                                    value: 1.125,
+                                },
                             ],
                             flags: 0,
                         }],
@@ -331,17 +487,56 @@ fn summary_from_tonic_client_round_trips() {
 
     let job = "job=\"e2e-rust\",instance=\"rust-1\",rpc_method=\"List\"";
     let eval = t_s as f64 + 1.0;
-    let mut quantiles: Vec<(String, f64)> = instant(&http, &format!("rpc_server_duration_seconds{{{job}}}"), eval)
-        .into_iter()
-        .map(|s| (s.metric.get("quantile").cloned().unwrap_or_default(), s.value))
-        .collect();
+    let mut quantiles: Vec<(String, f64)> = instant(
+        &http,
+        &format!("rpc_server_duration_seconds{{{job}}}"),
+        eval,
+    )
+    .into_iter()
+    .map(|s| {
+        (
+            s.metric.get("quantile").cloned().unwrap_or_default(),
+            s.value,
+        )
+    })
+    .collect();
     quantiles.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(quantiles, vec![("0.5".to_string(), 0.3), ("0.99".to_string(), 1.125)], "summary quantiles");
-    assert_eq!(single(&http, &format!("rpc_server_duration_seconds_sum{{{job}}}"), eval).value, 4.25);
-    assert_eq!(single(&http, &format!("rpc_server_duration_seconds_count{{{job}}}"), eval).value, 10.0);
+    assert_eq!(
+        quantiles,
+        vec![("0.5".to_string(), 0.3), ("0.99".to_string(), 1.125)],
+        "summary quantiles"
+    );
+    assert_eq!(
+        single(
+            &http,
+            &format!("rpc_server_duration_seconds_sum{{{job}}}"),
+            eval
+        )
+        .value,
+        4.25
+    );
+    assert_eq!(
+        single(
+            &http,
+            &format!("rpc_server_duration_seconds_count{{{job}}}"),
+            eval
+        )
+        .value,
+        10.0
+    );
 
     // The sample sits exactly at time_unix_nano: the first range point is at t_s.
-    let range = http.query_range(&format!("rpc_server_duration_seconds_count{{{job}}}"), (t_s - 3) as f64, (t_s + 3) as f64, 1.0);
+    let range = http.query_range(
+        &format!("rpc_server_duration_seconds_count{{{job}}}"),
+        (t_s - 3) as f64,
+        (t_s + 3) as f64,
+        1.0,
+    );
     assert_eq!(range.len(), 1, "{range:?}");
-    assert_eq!(range[0].values.first().map(|p| p.0), Some(t_s as f64), "first point of {:?}", range[0].values);
+    assert_eq!(
+        range[0].values.first().map(|p| p.0),
+        Some(t_s as f64),
+        "first point of {:?}",
+        range[0].values
+    );
 }
