@@ -175,8 +175,11 @@ fn acknowledged_writes_survive_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let data = persistent_data_dir();
+    // Small memtables, a short flush interval and small WAL segments: the long rounds
+    // flush to Parquet and roll segments while being killed.
     let opts = CollectorOptions {
         data_dir: Some(data.path().to_path_buf()),
+        config_yaml: Some(STORAGE_CONFIG.into()),
         ..Default::default()
     };
     let mut collector = Collector::start_with(opts.clone());
