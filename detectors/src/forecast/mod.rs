@@ -181,9 +181,8 @@ pub struct TimedForecast {
 /// Forecasts irregular samples: resampled onto their median step first; the
 /// step also snaps detected seasons to calendar periods.
 pub fn forecast_samples(samples: &[Sample], cfg: &ForecastConfig) -> Result<TimedForecast> {
-    let grid = regular::resample(samples).map_err(|e| {
+    let grid = regular::resample(samples).inspect_err(|_| {
         REJECTED.fetch_add(1, Ordering::Relaxed);
-        e
     })?;
     let cfg = ForecastConfig {
         step_ms: grid.step_ms,

@@ -85,8 +85,9 @@ pub fn fill_gaps(v: &[f64]) -> Option<Vec<f64>> {
         if out[i].is_finite() {
             if i > prev + 1 {
                 let (a, b) = (out[prev], out[i]);
-                for k in prev + 1..i {
-                    out[k] = a + (b - a) * (k - prev) as f64 / (i - prev) as f64;
+                let gap = (i - prev) as f64;
+                for (k, slot) in out[prev + 1..i].iter_mut().enumerate() {
+                    *slot = a + (b - a) * (k + 1) as f64 / gap;
                 }
             }
             prev = i;
