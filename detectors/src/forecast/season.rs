@@ -147,21 +147,22 @@ pub fn detect_season(v: &[f64], max_period: usize) -> Option<Season> {
     // A season survives removing the local level: after subtracting a moving average
     // of one period, values one period apart must still correlate. (A random walk
     // has ACF bumps at long lags too, but its detrended wiggles do not repeat.)
-    peaks.retain(|p| repeats_after_local_detrend(v, p.period) >= MIN_STRENGTH);
-    let best = peaks
-        .iter()
-        .copied()
-        .max_by(|a, b| a.strength.total_cmp(&b.strength))?;
+    // Checked lazily, strongest peaks first, as each check is O(n).
+    peaks.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+    let repeats = |p: &Season| repeats_after_local_detrend(v, p.period) >= MIN_STRENGTH;
+    let best = peaks.iter().take(8).find(|p| repeats(p)).copied()?;
     // Prefer a fundamental whose multiple is the best peak, if it is nearly as strong.
     let fundamental = peaks
         .iter()
         .filter(|p| p.period < best.period && p.strength >= 0.85 * best.strength)
-        .find(|p| {
+        .filter(|p| {
             let ratio = best.period as f64 / p.period as f64;
             ratio >= 1.9
                 && (ratio - ratio.round()).abs() * p.period as f64
                     <= 1.0 + 0.02 * best.period as f64
         })
+        .min_by_key(|p| p.period)
+        .filter(|p| repeats(p))
         .copied();
     let found = fundamental.unwrap_or(best);
     Some(refine(&acf, found, max_lag))

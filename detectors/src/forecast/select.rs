@@ -1,10 +1,12 @@
 //! Candidate forecasting methods and their selection by rolling-origin validation
-//! on the tail of the history (the same way the methods are evaluated): each
-//! candidate forecasts the last `folds` horizons from earlier data, the one with
-//! the lowest mean absolute error is refitted on everything.
+//! on the tail of the history (the same way the methods are evaluated): smoothing
+//! parameters are estimated once, on the data before the earliest validation
+//! origin; each candidate then forecasts the last `folds` horizons and the one with
+//! the lowest mean absolute error forecasts from the full history (same parameters,
+//! states run to the end). No validation forecast sees data it is scored on.
 
 use super::decompose::seasonal_profile;
-use super::smoothing::{fit, TrendKind};
+use super::smoothing::{apply, estimate, Params, TrendKind};
 
 /// How a forecast was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +29,39 @@ pub struct Prediction {
     pub sd: Vec<f64>,
 }
 
+const TRENDS: [TrendKind; 2] = [TrendKind::None, TrendKind::Damped];
+
+/// Smoothing parameters for the plain and the deseasonalised series, per trend kind.
+struct Estimates {
+    plain: [Option<Params>; 2],
+    adjusted: [Option<Params>; 2],
+}
+
+fn deseasonalise(y: &[f64], m: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    let profile = seasonal_profile(y, m)?;
+    let adjusted = y
+        .iter()
+        .enumerate()
+        .map(|(t, v)| v - profile[t % m])
+        .collect();
+    Some((profile, adjusted))
+}
+
+fn estimate_all(y: &[f64], period: Option<usize>) -> Estimates {
+    let adjusted = period.and_then(|m| deseasonalise(y, m)).map(|(_, a)| a);
+    Estimates {
+        plain: TRENDS.map(|t| estimate(y, t)),
+        adjusted: TRENDS.map(|t| adjusted.as_deref().and_then(|a| estimate(a, t))),
+    }
+}
+
 fn seasonal_naive(y: &[f64], m: usize, h: usize) -> Option<Prediction> {
     let n = y.len();
     if n < 2 * m {
         return None;
     }
-    let diffs: Vec<f64> = (m..n).map(|t| y[t] - y[t - m]).collect();
-    let sigma = (diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len() as f64).sqrt();
+    let sq: f64 = (m..n).map(|t| (y[t] - y[t - m]).powi(2)).sum();
+    let sigma = (sq / (n - m) as f64).sqrt();
     Some(Prediction {
         method: Method::SeasonalNaive { period: m },
         mean: (0..h).map(|j| y[n - m + j % m]).collect(),
@@ -43,78 +71,69 @@ fn seasonal_naive(y: &[f64], m: usize, h: usize) -> Option<Prediction> {
     })
 }
 
-fn smoothing(y: &[f64], trend: TrendKind, h: usize) -> Option<Prediction> {
-    let s = fit(y, trend)?;
-    Some(Prediction {
-        method: Method::Smoothing { trend },
-        mean: s.forecast(h),
-        sd: s.std_devs(h),
-    })
-}
-
-/// Decomposed candidates for both trend kinds (sharing one profile).
-fn decomposed(y: &[f64], m: usize, h: usize) -> Vec<Prediction> {
-    let Some(profile) = seasonal_profile(y, m) else {
-        return Vec::new();
-    };
-    let n = y.len();
-    let adjusted: Vec<f64> = y
+/// Every candidate that applies to `y` with season `period` (if any).
+fn candidates(y: &[f64], period: Option<usize>, h: usize, est: &Estimates) -> Vec<Prediction> {
+    let mut out: Vec<Prediction> = est
+        .plain
         .iter()
-        .enumerate()
-        .map(|(t, v)| v - profile[t % m])
+        .flatten()
+        .filter_map(|p| apply(y, *p))
+        .map(|s| Prediction {
+            method: Method::Smoothing { trend: s.kind },
+            mean: s.forecast(h),
+            sd: s.std_devs(h),
+        })
         .collect();
-    [TrendKind::None, TrendKind::Damped]
-        .into_iter()
-        .filter_map(|trend| {
-            let s = fit(&adjusted, trend)?;
+    let Some(m) = period else { return out };
+    let n = y.len();
+    let mut decomposed = Vec::new();
+    if let Some((profile, adjusted)) = deseasonalise(y, m) {
+        for s in est
+            .adjusted
+            .iter()
+            .flatten()
+            .filter_map(|p| apply(&adjusted, *p))
+        {
             let mean = s
                 .forecast(h)
                 .into_iter()
                 .enumerate()
                 .map(|(j, v)| v + profile[(n + j) % m])
                 .collect();
-            Some(Prediction {
-                method: Method::Decomposed { period: m, trend },
+            decomposed.push(Prediction {
+                method: Method::Decomposed {
+                    period: m,
+                    trend: s.kind,
+                },
                 mean,
                 sd: s.std_devs(h),
-            })
-        })
-        .collect()
-}
-
-/// Every candidate that applies to `y` with season `period` (if any).
-pub fn candidates(y: &[f64], period: Option<usize>, h: usize) -> Vec<Prediction> {
-    let mut out: Vec<Prediction> = [TrendKind::None, TrendKind::Damped]
-        .into_iter()
-        .filter_map(|t| smoothing(y, t, h))
-        .collect();
-    if let Some(m) = period {
-        let dec = decomposed(y, m, h);
-        if let Some(naive) = seasonal_naive(y, m, h) {
-            for d in &dec {
-                let Method::Decomposed { trend, .. } = d.method else {
-                    continue;
-                };
-                out.push(Prediction {
-                    method: Method::Blend { period: m, trend },
-                    mean: d
-                        .mean
-                        .iter()
-                        .zip(&naive.mean)
-                        .map(|(a, b)| 0.5 * (a + b))
-                        .collect(),
-                    sd: d
-                        .sd
-                        .iter()
-                        .zip(&naive.sd)
-                        .map(|(a, b)| 0.5 * (a + b))
-                        .collect(),
-                });
-            }
-            out.push(naive);
+            });
         }
-        out.extend(dec);
     }
+    if let Some(naive) = seasonal_naive(y, m, h) {
+        for d in &decomposed {
+            let Method::Decomposed { trend, .. } = d.method else {
+                continue;
+            };
+            out.push(Prediction {
+                method: Method::Blend { period: m, trend },
+                mean: d
+                    .mean
+                    .iter()
+                    .zip(&naive.mean)
+                    .map(|(a, b)| 0.5 * (a + b))
+                    .collect(),
+                sd: d
+                    .sd
+                    .iter()
+                    .zip(&naive.sd)
+                    .map(|(a, b)| 0.5 * (a + b))
+                    .collect(),
+            });
+        }
+        out.push(naive);
+    }
+    out.extend(decomposed);
     out
 }
 
@@ -123,17 +142,16 @@ pub fn candidates(y: &[f64], period: Option<usize>, h: usize) -> Vec<Prediction>
 pub fn select(y: &[f64], period: Option<usize>, h: usize, folds: usize) -> Option<Prediction> {
     let n = y.len();
     let min_train = period.map_or(20, |m| 3 * m).max(20);
+    let origins: Vec<usize> = (1..=folds)
+        .map_while(|k| n.checked_sub(k * h))
+        .take_while(|&o| o >= min_train)
+        .collect();
+    let est = estimate_all(&y[..origins.last().copied().unwrap_or(n)], period);
     // (method, summed MAE, folds scored)
     let mut scores: Vec<(Method, f64, usize)> = Vec::new();
-    for k in 1..=folds {
-        let Some(origin) = n.checked_sub(k * h) else {
-            break;
-        };
-        if origin < min_train {
-            break;
-        }
+    for &origin in &origins {
         let actual = &y[origin..origin + h];
-        for c in candidates(&y[..origin], period, h) {
+        for c in candidates(&y[..origin], period, h, &est) {
             let mae = c
                 .mean
                 .iter()
@@ -150,7 +168,6 @@ pub fn select(y: &[f64], period: Option<usize>, h: usize, folds: usize) -> Optio
             }
         }
     }
-    let all = candidates(y, period, h);
     let most = scores.iter().map(|s| s.2).max().unwrap_or(0);
     let chosen = scores
         .iter()
@@ -167,7 +184,7 @@ pub fn select(y: &[f64], period: Option<usize>, h: usize, folds: usize) -> Optio
         },
     );
     let want = chosen.unwrap_or(default);
-    let mut all = all.into_iter();
+    let mut all = candidates(y, period, h, &est).into_iter();
     let mut first = None;
     for c in all.by_ref() {
         if c.method == want {

@@ -32,109 +32,142 @@ const ALPHAS: [f64; 12] = [
 const BETA_FRACTIONS: [f64; 4] = [0.01, 0.05, 0.15, 0.4];
 const PHIS: [f64; 4] = [0.8, 0.9, 0.95, 0.98];
 
-/// Runs the recursions; returns (sse, final level, final slope).
-fn run(
-    y: &[f64],
-    kind: TrendKind,
-    alpha: f64,
-    beta: f64,
-    phi: f64,
-    l0: f64,
-    b0: f64,
-) -> (f64, f64, f64) {
+/// Runs the recursions; returns (sse, final level, final slope). Level-only models
+/// are the same recursion with `beta = 0` and a zero initial slope.
+fn run(y: &[f64], alpha: f64, beta: f64, phi: f64, l0: f64, b0: f64) -> (f64, f64, f64) {
     let (mut l, mut b, mut sse) = (l0, b0, 0.0);
-    let damped = kind == TrendKind::Damped;
     for &v in y {
-        let f = if damped { l + phi * b } else { l };
+        let f = l + phi * b;
         let e = v - f;
         sse += e * e;
-        if damped {
-            l = f + alpha * e;
-            b = phi * b + beta * e;
-        } else {
-            l += alpha * e;
-        }
+        l = f + alpha * e;
+        b = phi * b + beta * e;
     }
     (sse, l, b)
 }
 
-/// Fits a model of the given kind. `None` for fewer than 4 points or non-finite data.
-pub fn fit(y: &[f64], kind: TrendKind) -> Option<Smoothing> {
-    if y.len() < 4 || y.iter().any(|v| !v.is_finite()) {
-        return None;
+const LANES: usize = 8;
+
+/// Sum of squared one-step errors for many parameter sets `(alpha, beta, phi)`,
+/// eight at a time in one pass over the data (independent recursions side by side
+/// keep the FPU busy; the single recursion is latency-bound).
+fn sse_many(y: &[f64], params: &[(f64, f64, f64)], l0: f64, b0: f64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(params.len());
+    for chunk in params.chunks(LANES) {
+        let mut a = [0.0; LANES];
+        let mut be = [0.0; LANES];
+        let mut ph = [0.0; LANES];
+        for (k, p) in chunk.iter().enumerate() {
+            (a[k], be[k], ph[k]) = *p;
+        }
+        let mut l = [l0; LANES];
+        let mut b = [b0; LANES];
+        let mut sse = [0.0; LANES];
+        for &v in y {
+            for k in 0..LANES {
+                let f = l[k] + ph[k] * b[k];
+                let e = v - f;
+                sse[k] += e * e;
+                l[k] = f + a[k] * e;
+                b[k] = ph[k] * b[k] + be[k] * e;
+            }
+        }
+        out.extend_from_slice(&sse[..chunk.len()]);
     }
+    out
+}
+
+fn argmin(params: &[(f64, f64, f64)], sse: &[f64]) -> ((f64, f64, f64), f64) {
+    params
+        .iter()
+        .zip(sse)
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(((0.5, 0.0, 1.0), f64::INFINITY), |(p, s)| (*p, *s))
+}
+
+/// Smoothing parameters of a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    pub kind: TrendKind,
+    pub alpha: f64,
+    pub beta: f64,
+    pub phi: f64,
+}
+
+/// Initial level and slope: the first value, and the mean step over the first ten.
+fn initial_state(y: &[f64], kind: TrendKind) -> (f64, f64) {
     let k = y.len().min(10);
-    let l0 = y[0];
-    let b0 = if kind == TrendKind::Damped {
+    let b0 = if kind == TrendKind::Damped && k > 1 {
         (y[k - 1] - y[0]) / (k - 1) as f64
     } else {
         0.0
     };
-    let mut best = (f64::INFINITY, 0.5, 0.0, 1.0);
-    let mut consider = |alpha: f64, beta: f64, phi: f64| {
-        let (sse, _, _) = run(y, kind, alpha, beta, phi, l0, b0);
-        if sse < best.0 {
-            best = (sse, alpha, beta, phi);
-        }
+    (y[0], b0)
+}
+
+/// Estimates parameters minimising the one-step squared error: a grid over alpha,
+/// then (damped) a grid over beta and phi at that alpha, then a finer alpha grid.
+/// `None` for fewer than 4 points or non-finite data.
+pub fn estimate(y: &[f64], kind: TrendKind) -> Option<Params> {
+    if y.len() < 4 || y.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (l0, b0) = initial_state(y, kind);
+    let search = |grid: Vec<(f64, f64, f64)>| argmin(&grid, &sse_many(y, &grid, l0, b0));
+    let (mut best, mut best_sse) = match kind {
+        TrendKind::None => search(ALPHAS.iter().map(|&a| (a, 0.0, 1.0)).collect()),
+        TrendKind::Damped => search(ALPHAS.iter().map(|&a| (a, 0.05 * a, 0.95)).collect()),
     };
-    match kind {
-        TrendKind::None => {
-            for a in ALPHAS {
-                consider(a, 0.0, 1.0);
-            }
-        }
-        TrendKind::Damped => {
-            for a in ALPHAS {
-                for bf in BETA_FRACTIONS {
-                    for p in PHIS {
-                        consider(a, a * bf, p);
-                    }
-                }
-            }
+    if kind == TrendKind::Damped {
+        let a = best.0;
+        let grid = BETA_FRACTIONS
+            .iter()
+            .flat_map(|&bf| PHIS.iter().map(move |&p| (a, a * bf, p)))
+            .collect();
+        let (p, sse) = search(grid);
+        if sse < best_sse {
+            (best, best_sse) = (p, sse);
         }
     }
-    // Refine alpha around the grid optimum (golden section, other parameters fixed).
-    let (_, a0, beta, phi) = best;
-    let (mut lo, mut hi) = ((a0 * 0.5).max(0.001), (a0 * 1.6).min(0.999));
-    let g = 0.618_034;
-    let sse_at = |a: f64| run(y, kind, a, beta.min(a), phi, l0, b0).0;
-    let (mut c, mut d) = (hi - g * (hi - lo), lo + g * (hi - lo));
-    let (mut fc, mut fd) = (sse_at(c), sse_at(d));
-    for _ in 0..12 {
-        if fc < fd {
-            hi = d;
-            d = c;
-            fd = fc;
-            c = hi - g * (hi - lo);
-            fc = sse_at(c);
-        } else {
-            lo = c;
-            c = d;
-            fc = fd;
-            d = lo + g * (hi - lo);
-            fd = sse_at(d);
-        }
+    let fine = (0..LANES)
+        .map(|i| {
+            let a = (best.0 * (0.6 + 0.1 * i as f64)).clamp(0.001, 0.999);
+            (a, best.1.min(a), best.2)
+        })
+        .collect();
+    let (p, sse) = search(fine);
+    if sse < best_sse {
+        best = p;
     }
-    let (alpha, sse) = if fc.min(fd) < best.0 {
-        if fc < fd {
-            (c, fc)
-        } else {
-            (d, fd)
-        }
-    } else {
-        (a0, best.0)
-    };
-    let beta = beta.min(alpha);
-    let (_, level, slope) = run(y, kind, alpha, beta, phi, l0, b0);
-    Some(Smoothing {
+    Some(Params {
         kind,
-        alpha,
-        beta,
-        phi,
+        alpha: best.0,
+        beta: best.1,
+        phi: best.2,
+    })
+}
+
+/// Runs a model with given parameters over `y`: final state and one-step error scale.
+pub fn apply(y: &[f64], p: Params) -> Option<Smoothing> {
+    if y.len() < 4 || y.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (l0, b0) = initial_state(y, p.kind);
+    let (sse, level, slope) = run(y, p.alpha, p.beta, p.phi, l0, b0);
+    Some(Smoothing {
+        kind: p.kind,
+        alpha: p.alpha,
+        beta: p.beta,
+        phi: p.phi,
         level,
         slope,
         sigma: (sse / y.len() as f64).sqrt(),
     })
+}
+
+/// Estimates parameters and runs the model. `None` for fewer than 4 points or non-finite data.
+pub fn fit(y: &[f64], kind: TrendKind) -> Option<Smoothing> {
+    apply(y, estimate(y, kind)?)
 }
 
 impl Smoothing {

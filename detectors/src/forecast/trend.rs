@@ -6,7 +6,7 @@ use super::gaussian::normal_quantile;
 use crate::{Error, Result};
 
 /// Above this many pairs, slopes are taken over an evenly spread subset of lags.
-const MAX_PAIRS: usize = 200_000;
+const MAX_PAIRS: usize = 20_000;
 
 /// A fitted line `y = intercept + slope * x` with one-sided bounds on the slope.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,10 +45,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-/// Value at fraction `q` in [0, 1] of sorted data (nearest rank).
-fn sorted_at(sorted: &[f64], q: f64) -> f64 {
-    let i = (q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+/// Value at fraction `q` in [0, 1] of the data (nearest rank); reorders `v`.
+fn quantile_of(v: &mut [f64], q: f64) -> f64 {
+    let i = (q.clamp(0.0, 1.0) * (v.len() - 1) as f64).round() as usize;
+    *v.select_nth_unstable_by(i.min(v.len() - 1), f64::total_cmp)
+        .1
 }
 
 /// Theil-Sen fit. `confidence` in (0.5, 1) sets the one-sided slope bounds.
@@ -102,8 +103,7 @@ pub fn theil_sen(x: &[f64], y: &[f64], confidence: f64) -> Result<Trend> {
     if slopes.is_empty() {
         return Err(Error::InvalidInput("all x values are equal".into()));
     }
-    slopes.sort_by(f64::total_cmp);
-    let slope = sorted_at(&slopes, 0.5);
+    let slope = quantile_of(&mut slopes, 0.5);
     let offsets: Vec<f64> = x.iter().zip(y).map(|(x, y)| y - slope * x).collect();
     let intercept = median(&offsets).unwrap_or(0.0);
     let resid: Vec<f64> = offsets.iter().map(|o| o - intercept).collect();
@@ -118,8 +118,8 @@ pub fn theil_sen(x: &[f64], y: &[f64], confidence: f64) -> Result<Trend> {
     Ok(Trend {
         slope,
         intercept,
-        slope_lower: sorted_at(&slopes, 0.5 - frac),
-        slope_upper: sorted_at(&slopes, 0.5 + frac),
+        slope_lower: quantile_of(&mut slopes, 0.5 - frac),
+        slope_upper: quantile_of(&mut slopes, 0.5 + frac),
         residual_scale,
         residual_lag1: lag1,
         points: n,
