@@ -30,19 +30,20 @@ impl Trend {
     }
 }
 
-/// Median of a slice (sorts a copy). `None` for an empty slice.
+/// Median of the finite values of a slice (selects on a copy). `None` if there are none.
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
-    })
+    let (m, odd) = (v.len() / 2, v.len() % 2 == 1);
+    let (below, mid, _) = v.select_nth_unstable_by(m, f64::total_cmp);
+    let mid = *mid;
+    if odd {
+        return Some(mid);
+    }
+    let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(0.5 * (lower + mid))
 }
 
 /// Value at fraction `q` in [0, 1] of the data (nearest rank); reorders `v`.
@@ -183,6 +184,14 @@ mod tests {
         let y: Vec<f64> = x.iter().map(|x| -0.05 * x + rng.gauss()).collect();
         let t = theil_sen(&x, &y, 0.8).unwrap();
         assert!((t.slope + 0.05).abs() < 0.001, "slope {}", t.slope);
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]
