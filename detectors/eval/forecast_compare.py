@@ -75,6 +75,7 @@ def main() -> int:
     p.add_argument("--max-series", type=int, default=30)
     p.add_argument("--per-series", action="store_true")
     p.add_argument("--no-arima", action="store_true")
+    p.add_argument("--ours-args", default="", help="extra arguments for `sightline-detect forecast eval`")
     p.add_argument("--cache", default="/var/tmp/sl-forecast-eval/statsforecast-cache.json",
                    help="statsforecast results by (series, origin, settings), reused across runs ('' = off)")
     args = p.parse_args()
@@ -109,7 +110,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "ours.csv")
         cmd = [args.bin, "forecast", "eval", "--horizon", str(h), "--origins", str(args.origins),
-               "--max-history", str(W), "--level", str(args.level / 100), "--out", out] + [j[1] for j in jobs]
+               "--max-history", str(W), "--level", str(args.level / 100), "--out", out] + args.ours_args.split() \
+            + [j[1] for j in jobs]
         subprocess.run(cmd, check=True)
         ours = {}
         with open(out) as f:

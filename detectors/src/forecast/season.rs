@@ -35,22 +35,26 @@ fn fft(re: &mut [f64], im: &mut [f64]) {
             im.swap(i, j);
         }
     }
+    // Twiddle factors e^{-2 pi i k / n}, k < n/2, from a table (no recurrence chain).
+    let (tw_re, tw_im): (Vec<f64>, Vec<f64>) = (0..n / 2)
+        .map(|k| {
+            let ang = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
+            (ang.cos(), ang.sin())
+        })
+        .unzip();
     let mut len = 2;
     while len <= n {
-        let ang = -2.0 * std::f64::consts::PI / len as f64;
-        let (wr, wi) = (ang.cos(), ang.sin());
+        let stride = n / len;
+        let half = len / 2;
         for start in (0..n).step_by(len) {
-            let (mut cr, mut ci) = (1.0, 0.0);
-            for k in 0..len / 2 {
-                let (a, b) = (start + k, start + k + len / 2);
+            for k in 0..half {
+                let (cr, ci) = (tw_re[k * stride], tw_im[k * stride]);
+                let (a, b) = (start + k, start + k + half);
                 let (xr, xi) = (re[b] * cr - im[b] * ci, re[b] * ci + im[b] * cr);
                 re[b] = re[a] - xr;
                 im[b] = im[a] - xi;
                 re[a] += xr;
                 im[a] += xi;
-                let nr = cr * wr - ci * wi;
-                ci = cr * wi + ci * wr;
-                cr = nr;
             }
         }
         len <<= 1;

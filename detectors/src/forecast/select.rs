@@ -19,6 +19,8 @@ pub enum Method {
     Smoothing { trend: TrendKind },
     /// Mean of `Decomposed` and `SeasonalNaive`.
     Blend { period: usize, trend: TrendKind },
+    /// AR(1) reverting to the mean, of the deseasonalised series when `period` is set.
+    MeanReverting { period: Option<usize> },
 }
 
 /// Point forecasts and their standard deviations for steps 1..=h.
@@ -71,6 +73,40 @@ fn seasonal_naive(y: &[f64], m: usize, h: usize) -> Option<Prediction> {
     })
 }
 
+/// AR(1) around the mean: `mu + phi^h (y_n - mu)`, `phi` the lag-1 autocorrelation
+/// (clamped to [0, 0.999]); variance `sigma^2 (1 - phi^2h) / (1 - phi^2)`.
+fn mean_reverting(y: &[f64], h: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    let n = y.len();
+    if n < 10 {
+        return None;
+    }
+    let mu = y.iter().sum::<f64>() / n as f64;
+    let den: f64 = y.iter().map(|v| (v - mu).powi(2)).sum();
+    if den <= 0.0 {
+        return None;
+    }
+    let phi =
+        (y.windows(2).map(|w| (w[0] - mu) * (w[1] - mu)).sum::<f64>() / den).clamp(0.0, 0.999);
+    let sq: f64 = y
+        .windows(2)
+        .map(|w| ((w[1] - mu) - phi * (w[0] - mu)).powi(2))
+        .sum();
+    let sigma2 = sq / (n - 1) as f64;
+    let last = y[n - 1] - mu;
+    let (mut pow, mut mean, mut sd) = (1.0, Vec::with_capacity(h), Vec::with_capacity(h));
+    for _ in 0..h {
+        pow *= phi;
+        mean.push(mu + pow * last);
+        let var = if phi < 1.0 {
+            sigma2 * (1.0 - pow * pow) / (1.0 - phi * phi)
+        } else {
+            sigma2
+        };
+        sd.push(var.sqrt());
+    }
+    Some((mean, sd))
+}
+
 /// Every candidate that applies to `y` with season `period` (if any).
 fn candidates(y: &[f64], period: Option<usize>, h: usize, est: &Estimates) -> Vec<Prediction> {
     let mut out: Vec<Prediction> = est
@@ -84,6 +120,13 @@ fn candidates(y: &[f64], period: Option<usize>, h: usize, est: &Estimates) -> Ve
             sd: s.std_devs(h),
         })
         .collect();
+    if let Some((mean, sd)) = mean_reverting(y, h) {
+        out.push(Prediction {
+            method: Method::MeanReverting { period: None },
+            mean,
+            sd,
+        });
+    }
     let Some(m) = period else { return out };
     let n = y.len();
     let mut decomposed = Vec::new();
@@ -107,6 +150,18 @@ fn candidates(y: &[f64], period: Option<usize>, h: usize, est: &Estimates) -> Ve
                 },
                 mean,
                 sd: s.std_devs(h),
+            });
+        }
+        if let Some((mean, sd)) = mean_reverting(&adjusted, h) {
+            let mean = mean
+                .into_iter()
+                .enumerate()
+                .map(|(j, v)| v + profile[(n + j) % m])
+                .collect();
+            out.push(Prediction {
+                method: Method::MeanReverting { period: Some(m) },
+                mean,
+                sd,
             });
         }
     }

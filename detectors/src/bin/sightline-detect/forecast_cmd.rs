@@ -2,12 +2,12 @@
 //! evaluation used by `detectors/eval/forecast_compare.py`.
 //!
 //! ```text
-//! sightline-detect forecast run [--horizon 48] [--level 0.8] INPUT.csv
+//! sightline-detect forecast run [--horizon 48] [--level 0.8] [--folds 2] INPUT.csv
 //!     prints timestamp,mean,lower,upper for the steps after the last row
 //! sightline-detect forecast exhaustion --limit X [--probability 0.8] INPUT.csv
 //!     prints when the series reaches X (eta,lower,upper in RFC 3339, basis)
 //! sightline-detect forecast eval [--horizon 48] [--origins 3] [--max-history 4032]
-//!                                [--level 0.8] --out PREDICTIONS.csv INPUT.csv...
+//!                                [--level 0.8] [--folds 2] --out PREDICTIONS.csv INPUT.csv...
 //!     for each input and origin o = n - k*horizon (k = 1..origins), forecasts
 //!     from the `max-history` values before o; writes
 //!     series,origin,step,mean,lower,upper,seconds,method,period
@@ -162,6 +162,7 @@ fn config(a: &Args) -> CmdResult<ForecastConfig> {
         horizon: a.get("horizon", Some(d.horizon))?,
         level: a.get("level", Some(d.level))?,
         max_history: a.get("max-history", Some(d.max_history))?,
+        validation_folds: a.get("folds", Some(d.validation_folds))?,
         ..d
     })
 }
@@ -174,7 +175,7 @@ fn single_input(a: &Args) -> CmdResult<&str> {
 }
 
 fn run_forecast(a: &Args) -> CmdResult<()> {
-    a.check_known(&["horizon", "level", "max-history"])?;
+    a.check_known(&["horizon", "level", "max-history", "folds"])?;
     let samples = read_csv(single_input(a)?)?;
     let tf = forecast_samples(&samples, &config(a)?)?;
     let f = &tf.forecast;
@@ -223,11 +224,13 @@ fn method_name(m: Method) -> String {
         Method::Decomposed { trend, .. } => format!("decomp+{trend:?}").to_lowercase(),
         Method::Smoothing { trend } => format!("ets+{trend:?}").to_lowercase(),
         Method::Blend { trend, .. } => format!("blend+{trend:?}").to_lowercase(),
+        Method::MeanReverting { period: None } => "ar1".into(),
+        Method::MeanReverting { period: Some(_) } => "decomp+ar1".into(),
     }
 }
 
 fn run_eval(a: &Args) -> CmdResult<()> {
-    a.check_known(&["horizon", "origins", "max-history", "level", "out"])?;
+    a.check_known(&["horizon", "origins", "max-history", "level", "folds", "out"])?;
     let cfg = config(a)?;
     let origins: usize = a.get("origins", Some(3))?;
     let out_path: String = a.get("out", None)?;
