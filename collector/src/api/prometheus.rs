@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(latest_at(&samples, 2000).unwrap().value, 2.0);
         assert!(latest_at(&samples, 999).is_none());
         assert!(latest_at(&samples, 3000).is_none(), "stale marker hides the series");
-        assert_eq!(latest_at(&samples, 1000 + LOOKBACK_MS - 1).unwrap().value, 2.0);
+        assert_eq!(latest_at(&samples[..2], 1000 + LOOKBACK_MS - 1).unwrap().value, 2.0);
         assert!(latest_at(&samples[..1], 1000 + LOOKBACK_MS).is_none(), "(t-5m, t] excludes t-5m");
     }
 }
