@@ -22,7 +22,11 @@ use sightline_store::SystemClock;
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
-#[command(name = "sightline-collector", version, about = "Sightline collector: OTLP and remote-write ingest, storage, Prometheus/Loki/Tempo APIs")]
+#[command(
+    name = "sightline-collector",
+    version,
+    about = "Sightline collector: OTLP and remote-write ingest, storage, Prometheus/Loki/Tempo APIs"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -164,9 +168,13 @@ async fn termination() {
 }
 
 /// Runs the collector; `started` is told the gRPC address once listening.
-async fn serve(run: RunArgs, started: Option<watch::Sender<Option<std::net::SocketAddr>>>) -> anyhow::Result<()> {
+async fn serve(
+    run: RunArgs,
+    started: Option<watch::Sender<Option<std::net::SocketAddr>>>,
+) -> anyhow::Result<()> {
     let cfg = run.config()?;
-    let mut collector: Collector = server::start(&cfg, Arc::new(SystemClock), run.listen_file.as_deref()).await?;
+    let mut collector: Collector =
+        server::start(&cfg, Arc::new(SystemClock), run.listen_file.as_deref()).await?;
     if let Some(tx) = started {
         let _ = tx.send(Some(collector.addrs.grpc));
     }
@@ -212,7 +220,12 @@ async fn up(run: RunArgs, interval: String) -> anyhow::Result<()> {
 }
 
 /// Keeps the agent running (restarting it with backoff) until `stop` is set.
-async fn supervise_agent(agent: PathBuf, grpc_port: u16, interval: String, mut stop: watch::Receiver<bool>) {
+async fn supervise_agent(
+    agent: PathBuf,
+    grpc_port: u16,
+    interval: String,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
@@ -265,8 +278,15 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 /// SIGTERM, then SIGKILL if the agent has not exited after 10 s.
 async fn stop_child(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
-        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_ok() {
+        let _ = tokio::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }

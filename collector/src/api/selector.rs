@@ -17,7 +17,8 @@ pub enum SelectorError {
 
 /// Parses a selector into matcher sets (one per `or` alternative).
 pub fn parse_selector(input: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
-    let expr = parser::parse(input).map_err(|e| SelectorError::Parse(format!("invalid selector {input:?}: {e}")))?;
+    let expr = parser::parse(input)
+        .map_err(|e| SelectorError::Parse(format!("invalid selector {input:?}: {e}")))?;
     let mut expr = &expr;
     while let Expr::Paren(p) = expr {
         expr = &p.expr;
@@ -27,7 +28,9 @@ pub fn parse_selector(input: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
         other => return Err(SelectorError::Unsupported(kind(other))),
     };
     if vs.offset.is_some() || vs.at.is_some() {
-        return Err(SelectorError::Unsupported("a selector with offset or @ modifier"));
+        return Err(SelectorError::Unsupported(
+            "a selector with offset or @ modifier",
+        ));
     }
     to_matcher_sets(vs)
 }
@@ -55,7 +58,8 @@ fn convert(m: &promql_parser::label::Matcher) -> Result<Matcher, SelectorError> 
         PromOp::Re(_) => MatchOp::RegexMatch,
         PromOp::NotRe(_) => MatchOp::RegexNoMatch,
     };
-    Matcher::new(m.name.clone(), op, m.value.clone()).map_err(|e| SelectorError::Parse(e.to_string()))
+    Matcher::new(m.name.clone(), op, m.value.clone())
+        .map_err(|e| SelectorError::Parse(e.to_string()))
 }
 
 fn to_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, SelectorError> {
@@ -93,28 +97,54 @@ mod tests {
 
     fn matches(sel: &str, labels: &[(&str, &str)]) -> bool {
         let l = Labels::from_pairs(labels.iter().copied());
-        parse_selector(sel).unwrap().iter().any(|set| set.iter().all(|m| m.matches(&l)))
+        parse_selector(sel)
+            .unwrap()
+            .iter()
+            .any(|set| set.iter().all(|m| m.matches(&l)))
     }
 
     #[test]
     fn selectors() {
         assert!(matches("up", &[("__name__", "up"), ("job", "x")]));
         assert!(!matches("up", &[("__name__", "down")]));
-        assert!(matches(r#"up{job=~"no.*"}"#, &[("__name__", "up"), ("job", "node")]));
-        assert!(!matches(r#"up{job!="node"}"#, &[("__name__", "up"), ("job", "node")]));
-        assert!(matches(r#"{service_name="api"}"#, &[("service_name", "api")]));
+        assert!(matches(
+            r#"up{job=~"no.*"}"#,
+            &[("__name__", "up"), ("job", "node")]
+        ));
+        assert!(!matches(
+            r#"up{job!="node"}"#,
+            &[("__name__", "up"), ("job", "node")]
+        ));
+        assert!(matches(
+            r#"{service_name="api"}"#,
+            &[("service_name", "api")]
+        ));
         assert!(matches(r#"{a="1" or b="2"}"#, &[("b", "2")]));
         assert!(matches("(up)", &[("__name__", "up")]));
     }
 
     #[test]
     fn everything_else_is_refused() {
-        for q in ["sum(up)", "rate(up[5m])", "up + 1", "1", "up[5m]", "up offset 5m"] {
+        for q in [
+            "sum(up)",
+            "rate(up[5m])",
+            "up + 1",
+            "1",
+            "up[5m]",
+            "up offset 5m",
+        ] {
             let e = parse_selector(q).unwrap_err();
             assert!(matches!(e, SelectorError::Unsupported(_)), "{q}: {e}");
-            assert!(e.to_string().starts_with("only vector selectors are supported"), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("only vector selectors are supported"),
+                "{e}"
+            );
         }
-        assert!(matches!(parse_selector("up{"), Err(SelectorError::Parse(_))));
+        assert!(matches!(
+            parse_selector("up{"),
+            Err(SelectorError::Parse(_))
+        ));
         assert!(parse_selector(r#"{job=""}"#).is_err());
     }
 }
