@@ -144,25 +144,41 @@ fn validate(path: &Path) -> anyhow::Result<()> {
     bail!("{} error(s) in {}", errors.len(), path.display())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn termination() {
+/// SIGTERM / SIGINT handlers, installed before the listeners open so a signal
+/// that arrives right after the listen file appears is never lost.
+struct Termination {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Termination {
+    fn install() -> Termination {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(t), Ok(i)) => Some((t, i)),
+                _ => None,
+            };
+            Termination { signals }
         }
+        #[cfg(not(unix))]
+        Termination {}
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves on SIGTERM or Ctrl-C.
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -173,13 +189,14 @@ async fn serve(
     started: Option<watch::Sender<Option<std::net::SocketAddr>>>,
 ) -> anyhow::Result<()> {
     let cfg = run.config()?;
+    let mut termination = Termination::install();
     let mut collector: Collector =
         server::start(&cfg, Arc::new(SystemClock), run.listen_file.as_deref()).await?;
     if let Some(tx) = started {
         let _ = tx.send(Some(collector.addrs.grpc));
     }
     tokio::select! {
-        _ = termination() => {}
+        _ = termination.wait() => {}
         r = collector.wait_failure() => {
             r?;
         }

@@ -1,6 +1,8 @@
 //! The `sightline-collector` binary: `validate`, `run` on port 0 with a listen file,
 //! graceful SIGTERM, and `up` without an agent binary next to it.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns fail the test on error
+
 mod harness;
 
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! compressions, and every kind of bad input answered with a status, a message and
 //! a counter increment.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns fail the test on error
+
 mod harness;
 
 use harness::*;
@@ -174,7 +176,16 @@ async fn bad_otlp_http_input_is_refused_and_counted() {
     let c = start("limits: {max_request_bytes: 4096}").await;
     let url = format!("{}/v1/metrics", c.otlp);
     let good = gauge_request("svc", "g", &[(now_ms(), 1.0)]).encode_to_vec();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str, &str)> = vec![
+    // (what, headers, body, status, message fragment, reason)
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "wrong content type",
             vec![("content-type", "text/plain")],

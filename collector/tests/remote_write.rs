@@ -1,6 +1,8 @@
 //! Prometheus remote write 1.0 against a real collector: success, every kind of
 //! bad sample and body, and what the Prometheus read API returns afterwards.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns fail the test on error
+
 mod harness;
 
 use harness::*;

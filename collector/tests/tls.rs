@@ -1,6 +1,8 @@
 //! TLS on all listeners with a throwaway self-signed certificate made by the
 //! `openssl` CLI (skipped, loudly, when it is not installed).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns fail the test on error
+
 mod harness;
 
 use std::path::Path;

@@ -76,6 +76,9 @@ pub async fn trace_by_id(
     Json(batches(spans)).into_response()
 }
 
+/// Spans of one instrumentation scope: `((name, version), spans)`.
+type ScopeGroup = ((String, String), Vec<Value>);
+
 /// Groups spans into Tempo v1 batches.
 pub fn batches(mut spans: Vec<SpanRecord>) -> Value {
     spans.sort_by(|a, b| {
@@ -84,7 +87,7 @@ pub fn batches(mut spans: Vec<SpanRecord>) -> Value {
             .then_with(|| a.span_id.cmp(&b.span_id))
     });
     // resource -> (scope name, version) -> spans, keeping first-seen order
-    let mut groups: Vec<(Attributes, Vec<((String, String), Vec<Value>)>)> = Vec::new();
+    let mut groups: Vec<(Attributes, Vec<ScopeGroup>)> = Vec::new();
     for s in spans {
         let gi = match groups.iter().position(|(r, _)| *r == s.resource) {
             Some(i) => i,

@@ -1,6 +1,6 @@
 //! Test harness: a real collector on 127.0.0.1 port 0 in a temp dir, plus small
 //! HTTP helpers (blocking `ureq` run off the async runtime) and OTLP builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test support: a failure here is a failed test
 
 use std::sync::Arc;
 
