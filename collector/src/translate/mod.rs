@@ -291,6 +291,20 @@ impl SeriesSet {
         }
     }
 
+    /// Adds several samples of one series (hashes the labels once).
+    pub(crate) fn extend(&mut self, labels: Labels, samples: Vec<Sample>) {
+        if samples.is_empty() {
+            return;
+        }
+        match self.index.get(&labels) {
+            Some(&i) => self.series[i].samples.extend(samples),
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push(Series { labels, samples });
+            }
+        }
+    }
+
     pub(crate) fn finish(self) -> Vec<Series> {
         let mut series = self.series;
         for s in &mut series {

@@ -30,6 +30,7 @@ pub(super) fn translate(req: WriteRequest, opts: &TranslateOptions) -> Translate
                 continue;
             }
         };
+        let mut samples = Vec::with_capacity(ts.samples.len());
         for s in &ts.samples {
             if !opts.non_finite.allows(s.value) {
                 drops.add(reason::NON_FINITE_VALUE, 1, || {
@@ -41,14 +42,12 @@ pub(super) fn translate(req: WriteRequest, opts: &TranslateOptions) -> Translate
                 });
                 continue;
             }
-            out.push(
-                labels.clone(),
-                Sample {
-                    timestamp_ms: s.timestamp,
-                    value: s.value,
-                },
-            );
+            samples.push(Sample {
+                timestamp_ms: s.timestamp,
+                value: s.value,
+            });
         }
+        out.extend(labels, samples);
     }
     Translated {
         batch: WriteBatch::Metrics(out.finish()),
@@ -65,10 +64,17 @@ fn describe(ts: &TimeSeries) -> String {
 }
 
 fn validate(ts: &TimeSeries) -> Result<Labels, (&'static str, String)> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(ts.labels.len());
+    // Senders sort labels (remote-write 1.0 requires it): then a repeat is adjacent.
+    let sorted = ts.labels.windows(2).all(|w| w[0].name <= w[1].name);
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut has_name = false;
-    for l in &ts.labels {
-        if !seen.insert(l.name.as_str()) {
+    for (i, l) in ts.labels.iter().enumerate() {
+        let repeated = if sorted {
+            i > 0 && ts.labels[i - 1].name == l.name
+        } else {
+            !seen.insert(l.name.as_str())
+        };
+        if repeated {
             return Err((
                 reason::DUPLICATE_LABEL,
                 format!(
@@ -312,6 +318,24 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![1000, 2000]
         );
+    }
+
+    #[test]
+    fn duplicates_are_found_in_unsorted_labels_and_empty_series_vanish() {
+        let (out, dropped) = run(
+            vec![
+                series(
+                    &[("job", "a"), ("__name__", "up"), ("job", "b")],
+                    &[(1, 1.0)],
+                ),
+                series(&[("__name__", "up"), ("job", "a")], &[]),
+                series(&[("__name__", "up"), ("job", "c")], &[(1, f64::NAN)]),
+            ],
+            &TranslateOptions::default(),
+        );
+        assert!(out.is_empty(), "{out:?}");
+        let got: Vec<_> = dropped.iter().map(|d| (d.reason, d.count)).collect();
+        assert_eq!(got, vec![("duplicate_label", 1), ("non_finite_value", 1)]);
     }
 
     #[test]
