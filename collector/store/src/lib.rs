@@ -269,6 +269,7 @@ impl Store {
         );
         let shared = Arc::new(Shared {
             min_free_bytes: std::sync::atomic::AtomicU64::new(config.min_free_bytes),
+            flush_backlog: Default::default(),
             root,
             config,
             clock,

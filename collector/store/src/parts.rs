@@ -82,13 +82,13 @@ pub(crate) fn load_part(
         });
     }
     let span = signal.units_per_hour();
-    let first = hour_ms / layout::HOUR_MS * span;
+    let first = (hour_ms / layout::HOUR_MS).saturating_mul(span);
     let min_time = kv(&meta, "sightline.min_time")
         .and_then(|v| v.parse().ok())
         .unwrap_or(first);
     let max_time = kv(&meta, "sightline.max_time")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(first + span - 1);
+        .unwrap_or(first.saturating_add(span - 1));
     Ok(PartMeta {
         signal,
         hour_ms,
@@ -233,14 +233,17 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
         while i < c.ts.len() {
             let h = hour_of(Signal::Metrics, c.ts[i]);
             hours.insert(h);
-            i = c.ts.partition_point(|&x| x < h + layout::HOUR_MS);
+            // timestamps are sorted and hour_of is monotonic: skip the rest of this hour
+            i += c.ts[i..]
+                .partition_point(|&x| hour_of(Signal::Metrics, x) <= h)
+                .max(1);
         }
     }
     for h in hours {
         let batch = metrics_part::build_batch(
             t.metrics.iter().map(|(id, c)| (*id, c)),
+            |x| hour_of(Signal::Metrics, x),
             h,
-            h + layout::HOUR_MS,
         )?;
         let (lo, hi) = t
             .metrics

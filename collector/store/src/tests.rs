@@ -651,7 +651,11 @@ async fn wal_segments_roll_and_are_deleted_after_flush() {
 /// record) one request at a time, printing `ack <i>` after each acknowledged write,
 /// with flushes running all the time, until killed.
 fn crash_child(dir: &Path) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut c = cfg(dir);
         c.memtable_flush_bytes = 2048;
@@ -663,9 +667,14 @@ fn crash_child(dir: &Path) {
         let logs = s.select_logs("t", 0, i64::MAX, usize::MAX).unwrap().len();
         let first = metrics.min(logs) as i64;
         for i in first.. {
-            let b = WriteBatch::Metrics(vec![series(&[("__name__", "crash")], &[(i, i as f64 / 10.0)])]);
+            let b = WriteBatch::Metrics(vec![series(
+                &[("__name__", "crash")],
+                &[(i, i as f64 / 10.0)],
+            )]);
             s.write("t", b).await.unwrap();
-            s.write("t", WriteBatch::Logs(vec![log(i, "l")])).await.unwrap();
+            s.write("t", WriteBatch::Logs(vec![log(i, "l")]))
+                .await
+                .unwrap();
             println!("ack {i}");
         }
     });
@@ -682,7 +691,11 @@ fn sigkill_at_any_moment_loses_no_acknowledged_write() {
     let mut acked = -1i64;
     for round in 0..4 {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "tests::sigkill_at_any_moment_loses_no_acknowledged_write", "--nocapture"])
+            .args([
+                "--exact",
+                "tests::sigkill_at_any_moment_loses_no_acknowledged_write",
+                "--nocapture",
+            ])
             .env("SL_STORE_CRASH_CHILD", d.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -706,15 +719,60 @@ fn sigkill_at_any_moment_loses_no_acknowledged_write() {
     let got = all_series(&s, "t");
     let samples = &got[0].samples;
     // every acknowledged sample is there, in order, once (a few unacknowledged ones may be too)
-    assert!(samples.len() as i64 > acked, "{} samples, {acked} acknowledged", samples.len());
+    assert!(
+        samples.len() as i64 > acked,
+        "{} samples, {acked} acknowledged",
+        samples.len()
+    );
     for (i, smp) in samples.iter().enumerate() {
         assert_eq!((smp.timestamp_ms, smp.value), (i as i64, i as f64 / 10.0));
     }
     let logs = s.select_logs("t", 0, i64::MAX, usize::MAX).unwrap();
-    assert!(logs.len() as i64 > acked, "{} logs, {acked} acknowledged", logs.len());
+    assert!(
+        logs.len() as i64 > acked,
+        "{} logs, {acked} acknowledged",
+        logs.len()
+    );
     for (i, l) in logs.iter().enumerate() {
         assert_eq!(l.timestamp_ns, i as i64, "no log lost or doubled");
     }
     assert!(s.stats().flushes_total + s.stats().parts_total > 0);
     assert_eq!(s.stats().quarantined_files_total, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_timestamps_round_trip_through_parts_and_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let edge = [
+        (i64::MIN, 1.0),
+        (-1, 2.0),
+        (0, 3.0),
+        (i64::MAX - 1, 4.0),
+        (i64::MAX, 5.0),
+    ];
+    s.write(
+        "t",
+        WriteBatch::Metrics(vec![series(&[("__name__", "edge")], &edge)]),
+    )
+    .await
+    .unwrap();
+    s.write(
+        "t",
+        WriteBatch::Logs(vec![log(i64::MIN, "a"), log(i64::MAX - 1, "b")]),
+    )
+    .await
+    .unwrap();
+    s.flush().await.unwrap();
+    drop(s);
+    let s = open(d.path());
+    assert_eq!(s.stats().quarantined_files_total, 0);
+    let got = all_series(&s, "t");
+    let back: Vec<(i64, f64)> = got[0]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    assert_eq!(back, edge.to_vec());
+    assert_eq!(s.select_logs("t", i64::MIN, i64::MAX, 10).unwrap().len(), 2);
 }
