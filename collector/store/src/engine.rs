@@ -47,6 +47,9 @@ pub(crate) struct Counters {
     pub(crate) out_of_order: AtomicU64,
     pub(crate) duplicate: AtomicU64,
     pub(crate) series_limit: AtomicU64,
+    pub(crate) parts_read: AtomicU64,
+    pub(crate) row_groups_read: AtomicU64,
+    pub(crate) row_groups_pruned: AtomicU64,
 }
 
 pub(crate) fn inc(c: &AtomicU64, n: u64) {

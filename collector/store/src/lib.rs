@@ -179,6 +179,12 @@ pub struct StoreStats {
     pub parts_bytes: u64,
     /// Bytes of metrics part files (gauge).
     pub metrics_parts_bytes: u64,
+    /// Part files opened by selects (parts outside the time range are not counted).
+    pub parts_read_total: u64,
+    /// Row groups decoded by selects.
+    pub row_groups_read_total: u64,
+    /// Row groups skipped thanks to their statistics.
+    pub row_groups_pruned_total: u64,
 }
 
 /// The store. Cheap to share behind an `Arc`. Dropping it stops its threads after
@@ -457,6 +463,9 @@ impl Store {
                 as u64,
             parts_bytes,
             metrics_parts_bytes: engine::signal_bytes(&st, layout::Signal::Metrics),
+            parts_read_total: get(&c.parts_read),
+            row_groups_read_total: get(&c.row_groups_read),
+            row_groups_pruned_total: get(&c.row_groups_pruned),
         }
     }
 }

@@ -407,6 +407,7 @@ fn rg_range(meta: &ArrowReaderMetadata, rg: usize, col: usize) -> Option<(i64, i
 pub(crate) fn read_pruned(
     part: &PartMeta,
     ranges: &[(usize, i64, i64)],
+    counters: &crate::engine::Counters,
 ) -> Result<Vec<RecordBatch>> {
     let groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
         .filter(|&rg| {
@@ -418,6 +419,10 @@ pub(crate) fn read_pruned(
                 })
         })
         .collect();
+    let total = part.meta.metadata().num_row_groups();
+    crate::engine::inc(&counters.parts_read, 1);
+    crate::engine::inc(&counters.row_groups_read, groups.len() as u64);
+    crate::engine::inc(&counters.row_groups_pruned, (total - groups.len()) as u64);
     if groups.is_empty() {
         return Ok(Vec::new());
     }
