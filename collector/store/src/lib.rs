@@ -303,6 +303,11 @@ impl Store {
         let s = shared.clone();
         let t = wal_tx.clone();
         let ticker = Some(spawn("sl-store-tick", move || engine::tick_loop(s, t))?);
+        if report.corrupt_records > 0 {
+            // flush soon, so the segment with the bad record goes away and is not
+            // quarantined again on the next start
+            let _ = wal_tx.try_send(WalMsg::Flush { reply: None });
+        }
         Ok(Store {
             shared,
             wal_tx: Some(wal_tx),
