@@ -160,10 +160,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
 
-    let dir = tempfile::tempdir()?;
+    // BPS_DATA_DIR keeps the data directory for inspection with other Parquet tools
+    let tmp = tempfile::tempdir()?;
+    let dir_path =
+        std::env::var_os("BPS_DATA_DIR").map_or_else(|| tmp.path().to_path_buf(), Into::into);
     let start = 1_700_000_000_000i64 / 3_600_000 * 3_600_000;
     let clock = Arc::new(ManualClock::new(start));
-    let mut config = StoreConfig::new(dir.path());
+    let mut config = StoreConfig::new(&dir_path);
     config.memtable_flush_bytes = usize::MAX;
     config.memtable_flush_interval = std::time::Duration::from_secs(365 * 24 * 3600);
     config.min_free_bytes = 0;
@@ -225,10 +228,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("unexpected rejections: {:?}", out.rejected).into());
         }
     }
+    // a few logs and spans, so all three part kinds exist for inspection
+    let logs = (0..1000)
+        .map(|i| sightline_store::LogRecord {
+            timestamp_ns: (start + i * 1000) * 1_000_000,
+            observed_timestamp_ns: (start + i * 1000) * 1_000_000 + 5,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: format!("request {i} served"),
+            attributes: vec![
+                ("http.status".into(), serde_json::json!(200)),
+                ("ratio".into(), serde_json::json!(0.1)),
+            ],
+            resource: vec![("service.name".into(), serde_json::json!("api"))],
+            scope_name: "example".into(),
+            scope_version: "1".into(),
+            trace_id: vec![i as u8; 16],
+            span_id: vec![1; 8],
+            flags: 0,
+        })
+        .collect();
+    rt.block_on(store.write("default", WriteBatch::Logs(logs)))?;
+    let spans = (0..100)
+        .map(|i| sightline_store::SpanRecord {
+            trace_id: vec![i as u8; 16],
+            span_id: vec![2; 8],
+            parent_span_id: vec![],
+            trace_state: String::new(),
+            name: "GET /".into(),
+            kind: 2,
+            start_time_ns: (start + i * 1000) * 1_000_000,
+            end_time_ns: (start + i * 1000 + 7) * 1_000_000,
+            attributes: vec![("http.route".into(), serde_json::json!("/"))],
+            events: serde_json::json!([]),
+            links: serde_json::json!([]),
+            status_code: 0,
+            status_message: String::new(),
+            resource: vec![("service.name".into(), serde_json::json!("api"))],
+            scope_name: "example".into(),
+            scope_version: "1".into(),
+        })
+        .collect();
+    rt.block_on(store.write("default", WriteBatch::Spans(spans)))?;
     rt.block_on(store.flush())?;
     let stats = store.stats();
     let parts_bytes = stats.metrics_parts_bytes;
-    let index_bytes = std::fs::metadata(dir.path().join("index/series.idx"))?.len();
+    let index_bytes = std::fs::metadata(dir_path.join("index/series.idx"))?.len();
     println!("series            {}", gens.len());
     println!("samples           {samples}");
     println!("parts             {}", stats.parts_total);
@@ -244,7 +289,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // per-column breakdown from the Parquet footers
     let mut cols: std::collections::BTreeMap<String, i64> = Default::default();
-    for entry in walk(&dir.path().join("metrics"))? {
+    for entry in walk(&dir_path.join("metrics"))? {
         let f = std::fs::File::open(&entry)?;
         let r = parquet::file::reader::SerializedFileReader::new(f)?;
         use parquet::file::reader::FileReader;
