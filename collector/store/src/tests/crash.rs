@@ -1,5 +1,5 @@
-//! Crash and edge-of-range tests: a child process killed with SIGKILL while writing and
-//! flushing, and timestamps at the ends of `i64`.
+//! Crash, concurrency and edge-of-range tests: a child process killed with SIGKILL while
+//! writing and flushing, reads racing writes and flushes, timestamps at the ends of `i64`.
 
 use super::*;
 
@@ -131,4 +131,48 @@ async fn extreme_timestamps_round_trip_through_parts_and_restart() {
         .collect();
     assert_eq!(back, edge.to_vec());
     assert_eq!(s.select_logs("t", i64::MIN, i64::MAX, 10).unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_writes_and_flushes_see_every_sample_exactly_once() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(d.path()));
+    let n = 400i64;
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for i in 0..n {
+                let b = WriteBatch::Metrics(vec![series(&[("__name__", "seq")], &[(i, i as f64)])]);
+                s.write("t", b).await.unwrap();
+                if i % 37 == 0 {
+                    s.flush().await.unwrap();
+                }
+            }
+        })
+    };
+    let reader = {
+        let s = s.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut seen = 0usize;
+            let mut reads = 0;
+            while seen < n as usize {
+                let got = s.select_series("t", &[], i64::MIN, i64::MAX).unwrap();
+                let samples = got.first().map(|s| s.samples.clone()).unwrap_or_default();
+                for (i, smp) in samples.iter().enumerate() {
+                    assert_eq!(
+                        smp.timestamp_ms, i as i64,
+                        "gap or duplicate while flushing"
+                    );
+                }
+                assert!(samples.len() >= seen, "a sample disappeared");
+                seen = samples.len();
+                reads += 1;
+            }
+            reads
+        })
+    };
+    writer.await.unwrap();
+    let reads = reader.await.unwrap();
+    assert!(reads > 1);
+    assert!(s.stats().flushes_total >= 10);
 }
