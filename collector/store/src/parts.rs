@@ -212,7 +212,12 @@ fn records_props() -> WriterProperties {
             .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
-    b.build()
+    // trace-by-id lookups skip row groups through a bloom filter (folded to the actual
+    // number of distinct ids when the row group is written)
+    b.set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
+        .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
+        .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), 64 * 1024)
+        .build()
 }
 
 /// One part to be written.
@@ -407,9 +412,10 @@ fn rg_range(meta: &ArrowReaderMetadata, rg: usize, col: usize) -> Option<(i64, i
 pub(crate) fn read_pruned(
     part: &PartMeta,
     ranges: &[(usize, i64, i64)],
+    bloom: Option<(usize, &[u8])>,
     counters: &crate::engine::Counters,
 ) -> Result<Vec<RecordBatch>> {
-    let groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
+    let mut groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
         .filter(|&rg| {
             ranges
                 .iter()
@@ -421,13 +427,23 @@ pub(crate) fn read_pruned(
         .collect();
     let total = part.meta.metadata().num_row_groups();
     crate::engine::inc(&counters.parts_read, 1);
+    let f = File::open(&part.path).map_err(|e| io_err(&part.path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, part.meta.clone());
+    if let Some((col, key)) = bloom {
+        // a missing or unreadable filter keeps the row group
+        groups.retain(
+            |&rg| match builder.get_row_group_column_bloom_filter(rg, col) {
+                Ok(Some(sbbf)) => sbbf.check(key),
+                _ => true,
+            },
+        );
+    }
     crate::engine::inc(&counters.row_groups_read, groups.len() as u64);
     crate::engine::inc(&counters.row_groups_pruned, (total - groups.len()) as u64);
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let f = File::open(&part.path).map_err(|e| io_err(&part.path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(f, part.meta.clone())
+    let reader = builder
         .with_row_groups(groups)
         .with_batch_size(64 * 1024)
         .build()

@@ -694,4 +694,22 @@ async fn selects_prune_parts_by_time_and_row_groups_by_statistics() {
     s.flush().await.unwrap();
     assert!(s.select_logs("t1", 0, 10, 10).unwrap().is_empty());
     assert_eq!(s.stats().parts_read_total, 3);
+    // a trace id that is not in the part is ruled out by the bloom filter
+    s.write("t1", WriteBatch::Spans(vec![span(1, T0 * 1_000_000)]))
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let before = s.stats().row_groups_pruned_total;
+    assert!(s
+        .select_spans("t1", Some(&[9; 16]), 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.stats().row_groups_pruned_total, before + 1);
+    assert_eq!(
+        s.select_spans("t1", Some(&[1; 16]), 0, i64::MAX)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.stats().row_groups_pruned_total, before + 1);
 }
