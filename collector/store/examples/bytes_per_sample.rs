@@ -177,6 +177,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut samples = 0u64;
     let mut kept: Vec<(Vec<i64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); gens.len()];
     let per_write = 4; // one write per minute of data
+    let flush_minutes: Option<i64> = std::env::var("BPS_FLUSH_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for chunk_start in (0..scrapes).step_by(per_write) {
         let mut batch = Vec::with_capacity(gens.len());
         for g in gens.iter_mut() {
@@ -226,6 +229,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let out = rt.block_on(store.write("default", WriteBatch::Metrics(batch)))?;
         if !out.rejected.is_empty() {
             return Err(format!("unexpected rejections: {:?}", out.rejected).into());
+        }
+        // BPS_FLUSH_MINUTES=10 flushes every 10 minutes of data, like the default
+        // memtable_flush_interval (parts are not compacted yet)
+        let minute = chunk_start / per_write as i64 + 1;
+        if flush_minutes.is_some_and(|m| minute % m == 0) {
+            rt.block_on(store.flush())?;
         }
     }
     // a few logs and spans, so all three part kinds exist for inspection
