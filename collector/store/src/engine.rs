@@ -50,6 +50,8 @@ pub(crate) struct Counters {
     pub(crate) parts_read: AtomicU64,
     pub(crate) row_groups_read: AtomicU64,
     pub(crate) row_groups_pruned: AtomicU64,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) compaction_errors: AtomicU64,
 }
 
 pub(crate) fn inc(c: &AtomicU64, n: u64) {
@@ -336,6 +338,9 @@ pub(crate) fn flush_loop(shared: Arc<Shared>, rx: std_mpsc::Receiver<FlushJob>) 
                         for r in job.replies {
                             let _ = r.send(Ok(()));
                         }
+                    }
+                    if queue.is_empty() {
+                        crate::compaction::compact_metrics(&shared);
                     }
                 }
                 Err(e) => {

@@ -146,12 +146,15 @@ pub(crate) fn part_file_name(gen: u64) -> String {
     format!("part-{gen:010}.parquet")
 }
 
+/// Name of a part that merges an hour's parts up to generation `gen`.
+pub(crate) fn merged_part_file_name(gen: u64) -> String {
+    format!("part-{gen:010}-m.parquet")
+}
+
+/// Generation of a flushed (`part-<gen>.parquet`) or merged (`part-<gen>-m.parquet`) part.
 pub(crate) fn part_gen(file_name: &str) -> Option<u64> {
-    file_name
-        .strip_prefix("part-")?
-        .strip_suffix(".parquet")?
-        .parse()
-        .ok()
+    let stem = file_name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    stem.strip_suffix("-m").unwrap_or(stem).parse().ok()
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {

@@ -13,6 +13,7 @@
 
 pub mod clock;
 mod codec;
+mod compaction;
 mod engine;
 mod index;
 mod layout;
@@ -185,6 +186,9 @@ pub struct StoreStats {
     pub row_groups_read_total: u64,
     /// Row groups skipped thanks to their statistics.
     pub row_groups_pruned_total: u64,
+    /// Hours whose metrics parts were merged into one.
+    pub compactions_total: u64,
+    pub compaction_errors_total: u64,
 }
 
 /// The store. Cheap to share behind an `Arc`. Dropping it stops its threads after
@@ -471,6 +475,8 @@ impl Store {
             parts_read_total: get(&c.parts_read),
             row_groups_read_total: get(&c.row_groups_read),
             row_groups_pruned_total: get(&c.row_groups_pruned),
+            compactions_total: get(&c.compactions),
+            compaction_errors_total: get(&c.compaction_errors),
         }
     }
 }

@@ -37,7 +37,23 @@ pub(crate) struct PartMeta {
     pub(crate) min_time: i64,
     pub(crate) max_time: i64,
     pub(crate) meta: ArrowReaderMetadata,
+    /// Set when a merged part replaced this one: the file is deleted once the last
+    /// reader lets go of it.
+    pub(crate) obsolete: std::sync::atomic::AtomicBool,
 }
+
+impl Drop for PartMeta {
+    fn drop(&mut self) {
+        if self.obsolete.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), "could not remove a merged-away part: {e}");
+            }
+        }
+    }
+}
+
+/// Footer key listing the file names a merged part replaces.
+pub(crate) const COMPACTED_FROM: &str = "sightline.compacted_from";
 
 /// All parts, by signal and tenant, each list ordered by generation then hour.
 pub(crate) type Catalog = BTreeMap<(Signal, String), Vec<Arc<PartMeta>>>;
@@ -98,6 +114,7 @@ pub(crate) fn load_part(
         min_time,
         max_time,
         meta,
+        obsolete: Default::default(),
     })
 }
 
@@ -184,6 +201,24 @@ pub(crate) fn scan(
         }
     }
     for parts in rep.catalog.values_mut() {
+        // a merge that crashed before deleting its inputs: the merged part wins
+        let replaced: BTreeSet<PathBuf> = parts
+            .iter()
+            .filter_map(|p| {
+                let from = kv(&p.meta, COMPACTED_FROM)?;
+                let dir = p.path.parent()?;
+                Some(from.split(',').map(|n| dir.join(n)).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect();
+        parts.retain(|p| {
+            let gone = replaced.contains(&p.path);
+            if gone {
+                tracing::info!(path = %p.path.display(), "removing a part already merged");
+                p.obsolete.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            !gone
+        });
         parts.sort_by_key(|p| (p.generation, p.hour_ms));
     }
     Ok(rep)
@@ -221,12 +256,12 @@ fn records_props() -> WriterProperties {
 }
 
 /// One part to be written.
-struct Pending {
-    signal: Signal,
-    hour_ms: i64,
-    batch: RecordBatch,
-    min_time: i64,
-    max_time: i64,
+pub(crate) struct Pending {
+    pub(crate) signal: Signal,
+    pub(crate) hour_ms: i64,
+    pub(crate) batch: RecordBatch,
+    pub(crate) min_time: i64,
+    pub(crate) max_time: i64,
 }
 
 fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
@@ -299,7 +334,13 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
     Ok(out)
 }
 
-fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<()> {
+pub(crate) fn write_one(
+    path: &Path,
+    p: &Pending,
+    tenant: &str,
+    generation: u64,
+    extra: Vec<KeyValue>,
+) -> Result<()> {
     let mut props = if p.signal == Signal::Metrics {
         metrics_part::writer_properties()
     } else {
@@ -311,7 +352,10 @@ fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<
         KeyValue::new("sightline.generation".into(), generation.to_string()),
         KeyValue::new("sightline.min_time".into(), p.min_time.to_string()),
         KeyValue::new("sightline.max_time".into(), p.max_time.to_string()),
-    ];
+    ]
+    .into_iter()
+    .chain(extra)
+    .collect();
     props = props
         .into_builder()
         .set_key_value_metadata(Some(kvs))
@@ -353,7 +397,7 @@ pub(crate) fn write_generation(
                 let path = dir.join(part_file_name(generation));
                 let tmp = path.with_extension("parquet.tmp");
                 written.push((tenant.clone(), p.signal, p.hour_ms, tmp.clone()));
-                write_one(&tmp, &p, tenant, generation)?;
+                write_one(&tmp, &p, tenant, generation, Vec::new())?;
             }
         }
         Ok(())

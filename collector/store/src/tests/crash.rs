@@ -176,3 +176,43 @@ async fn reads_during_writes_and_flushes_see_every_sample_exactly_once() {
     assert!(reads > 1);
     assert!(s.stats().flushes_total >= 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hours_parts_are_merged_and_a_crashed_merge_resolves_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let hour = d.path().join("metrics/t/2023111422");
+    for i in 0..6i64 {
+        let b = WriteBatch::Metrics(vec![
+            series(&[("__name__", "a")], &[(T0 + i * 1000, i as f64 * 0.5)]),
+            series(&[("__name__", "b")], &[(T0 + i * 1000, 4096.0 * i as f64)]),
+        ]);
+        s.write("t", b).await.unwrap();
+        s.flush().await.unwrap();
+        if i == 0 {
+            std::fs::copy(
+                hour.join("part-0000000001.parquet"),
+                d.path().join("saved.parquet"),
+            )
+            .unwrap();
+        }
+    }
+    wait_for(|| s.stats().compactions_total >= 1).await;
+    let want = all_series(&s, "t");
+    assert_eq!(want[0].samples.len(), 6);
+    assert_eq!(want[1].samples[5].value, 4096.0 * 5.0);
+    wait_for(|| s.stats().parts_total <= 3).await;
+    drop(s);
+    let files = std::fs::read_dir(&hour).unwrap().count();
+    assert!(files <= 3, "{files} files left in the hour");
+    // as if the merge had crashed before deleting its first input
+    std::fs::copy(
+        d.path().join("saved.parquet"),
+        hour.join("part-0000000001.parquet"),
+    )
+    .unwrap();
+    let s = open(d.path());
+    assert!(!hour.join("part-0000000001.parquet").exists());
+    assert_eq!(all_series(&s, "t"), want, "no sample doubled");
+    assert_eq!(s.stats().quarantined_files_total, 0);
+}
