@@ -170,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.memtable_flush_bytes = usize::MAX;
     config.memtable_flush_interval = std::time::Duration::from_secs(365 * 24 * 3600);
     config.min_free_bytes = 0;
-    let store = Store::open(config, clock)?;
+    let store = Store::open(config, clock.clone())?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let scrapes = hours * 3600 / 15;
     let offsets: Vec<i64> = (0..targets).map(|_| rng.below(15_000) as i64).collect();
@@ -233,6 +233,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // BPS_FLUSH_MINUTES=10 flushes every 10 minutes of data, like the default
         // memtable_flush_interval (parts are not compacted yet)
         let minute = chunk_start / per_write as i64 + 1;
+        clock.set(start + (chunk_start + per_write as i64) * 15_000);
         if flush_minutes.is_some_and(|m| minute % m == 0) {
             rt.block_on(store.flush())?;
         }

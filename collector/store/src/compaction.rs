@@ -1,7 +1,7 @@
 //! Merges an hour's metrics parts into one. Every flush writes one part per tenant and
 //! hour, so with frequent flushes an hour collects many small parts, each paying again
 //! for per-series offsets and compression warm-up. When an hour has
-//! [`MIN_PARTS`] or more, the flusher thread (so never concurrently with a flush) reads
+//! [`MIN_PARTS`] or more (or two, once the hour is over), the flusher thread (so never concurrently with a flush) reads
 //! them, writes `part-<newest gen>-m.parquet` whose footer lists the files it replaces
 //! (`sightline.compacted_from`), publishes it and marks the inputs obsolete; their files
 //! are deleted when the last reader drops them. A crash after the merged part is renamed
@@ -19,11 +19,14 @@ use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// An hour is merged once it has this many metrics parts.
+/// An hour is merged once it has this many metrics parts...
 pub(crate) const MIN_PARTS: usize = 4;
+/// ...or two, once it is this long over (by the injected clock): late samples are rare.
+const CLOSED_AFTER_MS: i64 = layout::HOUR_MS + 10 * 60_000;
 
 /// Merges every hour that has collected [`MIN_PARTS`] metrics parts.
 pub(crate) fn compact_metrics(shared: &Shared) {
+    let now = shared.clock.now_ms();
     let groups: Vec<(String, i64, Vec<Arc<PartMeta>>)> = {
         let st = shared.state.read();
         let mut groups = Vec::new();
@@ -36,7 +39,8 @@ pub(crate) fn compact_metrics(shared: &Shared) {
                 by_hour.entry(p.hour_ms).or_default().push(p.clone());
             }
             for (hour, ps) in by_hour {
-                if ps.len() >= MIN_PARTS {
+                let closed = now.saturating_sub(hour) >= CLOSED_AFTER_MS;
+                if ps.len() >= MIN_PARTS || (closed && ps.len() >= 2) {
                     groups.push((tenant.clone(), hour, ps));
                 }
             }
