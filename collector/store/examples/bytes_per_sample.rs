@@ -7,7 +7,7 @@
 //! percentages), byte-sized gauges (memory), constant gauges (up, info). Scrape
 //! timestamps carry a small per-target jitter of a few ms, as real Prometheus scrapes do.
 //!
-//! `cargo run --release -p sightline-store --example bytes_per_sample [-- SERIES HOURS]`
+//! `cargo run -p sightline-store --example bytes_per_sample [-- SERIES HOURS]`
 
 use sightline_store::{Labels, ManualClock, Sample, Series, Store, StoreConfig, WriteBatch};
 use std::sync::Arc;

@@ -2,11 +2,17 @@
 //!
 //! Data flow: [`Store::write`] appends one record per request to the write-ahead log
 //! (`wal/`, segmented files, CRC per record) and returns only after the record is
-//! fsync'd — concurrent writers share one fsync (group commit). The batch then goes
-//! into per-tenant Arrow memtables, which are flushed to Parquet parts under
+//! fsync'd — concurrent writers share one fsync (group commit). The store's apply
+//! thread then checks the ingest rules (out of order, duplicate, series limit) in WAL
+//! order and adds the batch to per-tenant memtables (metrics column-wise per series,
+//! logs and spans as Arrow record batches), which are flushed to Parquet parts under
 //! `metrics/`, `logs/`, `traces/` partitioned by tenant and hour (rows sorted by series
-//! and time, zstd). `index/` keeps each tenant's series label index. On
-//! [`Store::open`] the WAL is replayed, so everything acknowledged survives a crash.
+//! and time, zstd; an hour's metrics parts are later merged). `index/` keeps each
+//! tenant's series label index, checkpointed with every flush; WAL segments the flush
+//! covers are deleted. On [`Store::open`] the WAL after the checkpoint is replayed, so
+//! everything acknowledged survives a crash. Module map: `wal` (segments, replay),
+//! `codec` (record payloads), `engine` (threads), `memtable` (ingest rules), `index`,
+//! `parts`/`metrics_part`/`records_part` (Parquet), `compaction`, `query`, `layout`.
 //! Reads ([`Store::select_series`], [`Store::series`], [`Store::label_names`],
 //! [`Store::label_values`], [`Store::select_logs`], [`Store::select_spans`]) merge
 //! memtables and parts and never see another tenant's data.
