@@ -10,7 +10,11 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("| capability | items | seconds | throughput |");
     println!("|---|---:|---:|---:|");
     for r in rows {
-        let rate = if r.seconds > 0.0 { r.items as f64 / r.seconds } else { f64::INFINITY };
+        let rate = if r.seconds > 0.0 {
+            r.items as f64 / r.seconds
+        } else {
+            f64::INFINITY
+        };
         println!(
             "| {} | {} {} | {:.3} | {:.0} {}/s |",
             r.capability, r.items, r.unit, r.seconds, rate, r.unit
