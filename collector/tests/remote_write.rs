@@ -137,6 +137,21 @@ async fn remote_write_and_read_back() {
     let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
 
+    // constant arithmetic (Grafana's health check) is a scalar
+    let (status, v) = get_json(
+        &format!(
+            "{}/api/v1/query?query={}&time=100",
+            c.http,
+            urlencode("1+1")
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["data"],
+        serde_json::json!({"resultType": "scalar", "result": [100, "2"]})
+    );
     // anything but a selector is refused as bad_data
     let (status, v) = get_json(
         &format!("{}/api/v1/query?query={}", c.http, urlencode("sum(rw_up)")),

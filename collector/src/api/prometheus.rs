@@ -18,7 +18,7 @@ use serde_json::{json, Map, Number, Value};
 use sightline_store::{Labels, Matcher, Sample, Series};
 
 use super::params::{parse_duration_ms, ApiError, Params, MAX_TIME_MS, MIN_TIME_MS};
-use super::selector::{parse_selector, SelectorError};
+use super::selector::{parse_query, parse_selector, Query, SelectorError};
 use crate::receiver::tenant_from_headers;
 use crate::state::AppState;
 
@@ -219,11 +219,11 @@ fn latest_at(samples: &[Sample], t: i64) -> Option<Sample> {
     (s.timestamp_ms > t - LOOKBACK_MS && !is_stale(s.value)).then_some(s)
 }
 
-fn query_sets(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+fn query_param(params: &Params) -> Result<Query, ApiError> {
     let q = params
         .get("query")
         .ok_or_else(|| ApiError::bad_data("missing parameter \"query\""))?;
-    parse_selector(q).map_err(selector_error)
+    parse_query(q).map_err(selector_error)
 }
 
 /// `GET|POST /api/v1/query`.
@@ -233,8 +233,16 @@ pub async fn query(
     params: Params,
 ) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &headers)?;
-    let sets = query_sets(&params)?;
+    let query = query_param(&params)?;
     let t = params.time_ms("time", state.clock.now_ms())?;
+    let sets = match query {
+        Query::Scalar(v) => {
+            return Ok(success(
+                json!({"resultType": "scalar", "result": point(t, v)}),
+            ))
+        }
+        Query::Selector(sets) => sets,
+    };
     let series = select(&state, &tenant, &sets, t - LOOKBACK_MS + 1, t)?;
     let result: Vec<Value> = series
         .iter()
@@ -253,7 +261,7 @@ pub async fn query_range(
     params: Params,
 ) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &headers)?;
-    let sets = query_sets(&params)?;
+    let query = query_param(&params)?;
     let start = params
         .get("start")
         .ok_or_else(|| ApiError::bad_data("missing parameter \"start\""))
@@ -285,6 +293,16 @@ pub async fn query_range(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
+    let sets = match query {
+        Query::Scalar(v) => {
+            let values: Vec<Value> = (0..=(end - start) / step)
+                .map(|i| point(start + i * step, v))
+                .collect();
+            let result = json!([{"metric": {}, "values": values}]);
+            return Ok(success(json!({"resultType": "matrix", "result": result})));
+        }
+        Query::Selector(sets) => sets,
+    };
     let series = select(&state, &tenant, &sets, start - LOOKBACK_MS + 1, end)?;
     let mut result = Vec::new();
     for s in &series {
