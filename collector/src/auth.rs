@@ -47,7 +47,9 @@ pub struct Auth {
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("tokens", &self.tokens.len()).finish()
+        f.debug_struct("Auth")
+            .field("tokens", &self.tokens.len())
+            .finish()
     }
 }
 
@@ -67,7 +69,11 @@ impl Auth {
     }
 
     /// The tenant of a request, given its `Authorization` and `X-Scope-OrgID` values.
-    pub fn resolve(&self, authorization: Option<&str>, org_id: Option<&str>) -> Result<String, AuthError> {
+    pub fn resolve(
+        &self,
+        authorization: Option<&str>,
+        org_id: Option<&str>,
+    ) -> Result<String, AuthError> {
         let org_id = org_id.map(str::trim).filter(|s| !s.is_empty());
         if !self.enabled() {
             return match org_id {
@@ -105,8 +111,14 @@ mod tests {
     fn auth() -> Auth {
         Auth::from_config(&AuthConfig {
             tokens: vec![
-                TokenConfig { token: "secret-a".into(), tenant: "a".into() },
-                TokenConfig { token: "secret-b".into(), tenant: "b".into() },
+                TokenConfig {
+                    token: "secret-a".into(),
+                    tenant: "a".into(),
+                },
+                TokenConfig {
+                    token: "secret-b".into(),
+                    tenant: "b".into(),
+                },
             ],
             tokens_file: None,
         })
@@ -117,8 +129,14 @@ mod tests {
     fn off_uses_org_id_or_default() {
         let a = Auth::default();
         assert_eq!(a.resolve(None, None).unwrap(), "default");
-        assert_eq!(a.resolve(Some("Bearer x"), Some("team-1")).unwrap(), "team-1");
-        assert_eq!(a.resolve(None, Some("a/b")).unwrap_err().reason(), "invalid_tenant");
+        assert_eq!(
+            a.resolve(Some("Bearer x"), Some("team-1")).unwrap(),
+            "team-1"
+        );
+        assert_eq!(
+            a.resolve(None, Some("a/b")).unwrap_err().reason(),
+            "invalid_tenant"
+        );
     }
 
     #[test]
@@ -131,6 +149,11 @@ mod tests {
             assert_eq!(e.reason(), "unauthenticated");
             assert!(!e.to_string().contains("secret"));
         }
-        assert_eq!(a.resolve(Some("Bearer secret-a"), Some("b")).unwrap_err().reason(), "permission_denied");
+        assert_eq!(
+            a.resolve(Some("Bearer secret-a"), Some("b"))
+                .unwrap_err()
+                .reason(),
+            "permission_denied"
+        );
     }
 }

@@ -241,7 +241,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
-        _ => return Err(format!("duration {s:?} has unknown unit {unit:?} (use ms, s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "duration {s:?} has unknown unit {unit:?} (use ms, s, m, h or d)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("duration {s:?} is out of range"));
@@ -274,10 +278,16 @@ impl Config {
             ("server.http_addr", &self.server.http_addr),
         ] {
             if addr.parse::<SocketAddr>().is_err() {
-                errors.push(format!("{key}: {addr:?} is not an IP:port address (e.g. 0.0.0.0:4317)"));
+                errors.push(format!(
+                    "{key}: {addr:?} is not an IP:port address (e.g. 0.0.0.0:4317)"
+                ));
             }
         }
-        let addrs = [&self.server.grpc_addr, &self.server.otlp_http_addr, &self.server.http_addr];
+        let addrs = [
+            &self.server.grpc_addr,
+            &self.server.otlp_http_addr,
+            &self.server.http_addr,
+        ];
         for (i, a) in addrs.iter().enumerate() {
             for b in &addrs[i + 1..] {
                 if a == b && !a.ends_with(":0") {
@@ -286,9 +296,15 @@ impl Config {
             }
         }
         if let Some(tls) = &self.server.tls {
-            for (key, path) in [("server.tls.cert_file", &tls.cert_file), ("server.tls.key_file", &tls.key_file)] {
+            for (key, path) in [
+                ("server.tls.cert_file", &tls.cert_file),
+                ("server.tls.key_file", &tls.key_file),
+            ] {
                 if !path.is_file() {
-                    errors.push(format!("{key}: {} does not exist or is not a file", path.display()));
+                    errors.push(format!(
+                        "{key}: {} does not exist or is not a file",
+                        path.display()
+                    ));
                 }
             }
         }
@@ -369,7 +385,10 @@ impl AuthConfig {
                 .map_err(|e| format!("auth.tokens_file: cannot read {}: {e}", path.display()))?;
             let more: Vec<TokenConfig> = serde_yaml::from_str(&text).map_err(|e| {
                 // serde_yaml errors quote positions, never the token values
-                format!("auth.tokens_file: {} is not a list of {{token, tenant}}: {e}", path.display())
+                format!(
+                    "auth.tokens_file: {} is not a list of {{token, tenant}}: {e}",
+                    path.display()
+                )
             })?;
             out.extend(more);
         }
@@ -383,7 +402,8 @@ pub fn valid_tenant(t: &str) -> bool {
         && t.len() <= 150
         && t != "."
         && t != ".."
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]
@@ -438,7 +458,10 @@ mod tests {
         ] {
             assert!(joined.contains(needle), "missing {needle} in:\n{joined}");
         }
-        assert!(!joined.contains("abc"), "token leaked into errors: {joined}");
+        assert!(
+            !joined.contains("abc"),
+            "token leaked into errors: {joined}"
+        );
         assert_eq!(errs.len(), 8, "{joined}");
     }
 

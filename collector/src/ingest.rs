@@ -58,9 +58,17 @@ pub enum IngestError {
 
 fn join_messages<'a>(parts: impl Iterator<Item = &'a str>) -> String {
     let parts: Vec<&str> = parts.filter(|m| !m.is_empty()).collect();
-    let mut out = parts.iter().take(MAX_MESSAGE_PARTS).copied().collect::<Vec<_>>().join("; ");
+    let mut out = parts
+        .iter()
+        .take(MAX_MESSAGE_PARTS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("; ");
     if parts.len() > MAX_MESSAGE_PARTS {
-        out.push_str(&format!("; and {} more problems", parts.len() - MAX_MESSAGE_PARTS));
+        out.push_str(&format!(
+            "; and {} more problems",
+            parts.len() - MAX_MESSAGE_PARTS
+        ));
     }
     out
 }
@@ -110,7 +118,14 @@ pub async fn ingest(
     let store_messages: Vec<String> = outcome
         .rejected
         .iter()
-        .map(|r| format!("{} rejected ({}): {}", r.count, r.reason.as_str(), r.example))
+        .map(|r| {
+            format!(
+                "{} rejected ({}): {}",
+                r.count,
+                r.reason.as_str(),
+                r.example
+            )
+        })
         .collect();
     let message = join_messages(
         dropped
@@ -121,7 +136,11 @@ pub async fn ingest(
     if rejected > 0 {
         tracing::debug!(tenant, signal = signal.as_str(), protocol, rejected, %message, "partial success");
     }
-    Ok(Ingested { accepted: outcome.accepted, rejected, message })
+    Ok(Ingested {
+        accepted: outcome.accepted,
+        rejected,
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,11 @@ use sightline_store::SystemClock;
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
-#[command(name = "sightline-collector", version, about = "Sightline collector: OTLP and remote-write ingest, storage, Prometheus/Loki/Tempo APIs")]
+#[command(
+    name = "sightline-collector",
+    version,
+    about = "Sightline collector: OTLP and remote-write ingest, storage, Prometheus/Loki/Tempo APIs"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -140,38 +144,59 @@ fn validate(path: &Path) -> anyhow::Result<()> {
     bail!("{} error(s) in {}", errors.len(), path.display())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn termination() {
+/// SIGTERM / SIGINT handlers, installed before the listeners open so a signal
+/// that arrives right after the listen file appears is never lost.
+struct Termination {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Termination {
+    fn install() -> Termination {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(t), Ok(i)) => Some((t, i)),
+                _ => None,
+            };
+            Termination { signals }
         }
+        #[cfg(not(unix))]
+        Termination {}
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves on SIGTERM or Ctrl-C.
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
 
 /// Runs the collector; `started` is told the gRPC address once listening.
-async fn serve(run: RunArgs, started: Option<watch::Sender<Option<std::net::SocketAddr>>>) -> anyhow::Result<()> {
+async fn serve(
+    run: RunArgs,
+    started: Option<watch::Sender<Option<std::net::SocketAddr>>>,
+) -> anyhow::Result<()> {
     let cfg = run.config()?;
-    let mut collector: Collector = server::start(&cfg, Arc::new(SystemClock), run.listen_file.as_deref()).await?;
+    let mut termination = Termination::install();
+    let mut collector: Collector =
+        server::start(&cfg, Arc::new(SystemClock), run.listen_file.as_deref()).await?;
     if let Some(tx) = started {
         let _ = tx.send(Some(collector.addrs.grpc));
     }
     tokio::select! {
-        _ = termination() => {}
+        _ = termination.wait() => {}
         r = collector.wait_failure() => {
             r?;
         }
@@ -212,7 +237,12 @@ async fn up(run: RunArgs, interval: String) -> anyhow::Result<()> {
 }
 
 /// Keeps the agent running (restarting it with backoff) until `stop` is set.
-async fn supervise_agent(agent: PathBuf, grpc_port: u16, interval: String, mut stop: watch::Receiver<bool>) {
+async fn supervise_agent(
+    agent: PathBuf,
+    grpc_port: u16,
+    interval: String,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
@@ -265,8 +295,15 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 /// SIGTERM, then SIGKILL if the agent has not exited after 10 s.
 async fn stop_child(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
-        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_ok() {
+        let _ = tokio::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }

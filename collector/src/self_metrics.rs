@@ -109,51 +109,98 @@ impl SelfMetrics {
             parts: Gauge::default(),
             series: Gauge::default(),
         };
-        registry.register("sightline_store_wal_records", "WAL records written", store.wal_records.clone());
-        registry.register("sightline_store_wal_fsyncs", "WAL fsyncs (group commits)", store.wal_fsyncs.clone());
-        registry.register("sightline_store_wal_bytes", "WAL bytes written", store.wal_bytes.clone());
+        registry.register(
+            "sightline_store_wal_records",
+            "WAL records written",
+            store.wal_records.clone(),
+        );
+        registry.register(
+            "sightline_store_wal_fsyncs",
+            "WAL fsyncs (group commits)",
+            store.wal_fsyncs.clone(),
+        );
+        registry.register(
+            "sightline_store_wal_bytes",
+            "WAL bytes written",
+            store.wal_bytes.clone(),
+        );
         registry.register(
             "sightline_store_wal_replayed_records",
             "WAL records replayed at start-up",
             store.wal_replayed_records.clone(),
         );
-        registry.register("sightline_store_flushes", "Memtable flushes to Parquet", store.flushes.clone());
+        registry.register(
+            "sightline_store_flushes",
+            "Memtable flushes to Parquet",
+            store.flushes.clone(),
+        );
         registry.register(
             "sightline_store_quarantined_files",
             "Corrupt files moved aside",
             store.quarantined_files.clone(),
         );
-        registry.register("sightline_store_parts", "Parquet parts on disk", store.parts.clone());
-        registry.register("sightline_store_series", "Series in the index, all tenants", store.series.clone());
-        SelfMetrics { registry, rejected, received, requests, duration, store }
+        registry.register(
+            "sightline_store_parts",
+            "Parquet parts on disk",
+            store.parts.clone(),
+        );
+        registry.register(
+            "sightline_store_series",
+            "Series in the index, all tenants",
+            store.series.clone(),
+        );
+        SelfMetrics {
+            registry,
+            rejected,
+            received,
+            requests,
+            duration,
+            store,
+        }
     }
 
     /// Counts `n` rejected items (or one rejected request) for `reason`.
     pub fn rejected(&self, reason: &str, n: u64) {
         if n > 0 {
-            self.rejected.get_or_create(&ReasonLabels { reason: reason.to_string() }).inc_by(n);
+            self.rejected
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_string(),
+                })
+                .inc_by(n);
         }
     }
 
     /// Current value of `rejected_total{reason}` (for tests and logs).
     pub fn rejected_count(&self, reason: &str) -> u64 {
-        self.rejected.get_or_create(&ReasonLabels { reason: reason.to_string() }).get()
+        self.rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .get()
     }
 
     /// Counts items accepted into the store.
     pub fn received(&self, signal: &str, protocol: &str, n: u64) {
         self.received
-            .get_or_create(&ItemLabels { signal: signal.to_string(), protocol: protocol.to_string() })
+            .get_or_create(&ItemLabels {
+                signal: signal.to_string(),
+                protocol: protocol.to_string(),
+            })
             .inc_by(n);
     }
 
     /// Records one answered request.
     pub fn request(&self, protocol: &str, code: &str, seconds: f64) {
         self.requests
-            .get_or_create(&RequestLabels { protocol: protocol.to_string(), code: code.to_string() })
+            .get_or_create(&RequestLabels {
+                protocol: protocol.to_string(),
+                code: code.to_string(),
+            })
             .inc();
         self.duration
-            .get_or_create(&ProtocolLabels { protocol: protocol.to_string() })
+            .get_or_create(&ProtocolLabels {
+                protocol: protocol.to_string(),
+            })
             .observe(seconds);
     }
 
@@ -195,18 +242,36 @@ mod tests {
         m.rejected("out_of_order", 3);
         m.received("metrics", "grpc", 10);
         m.request("grpc", "Ok", 0.01);
-        let stats = StoreStats { wal_fsyncs_total: 7, series_total: 5, ..Default::default() };
+        let stats = StoreStats {
+            wal_fsyncs_total: 7,
+            series_total: 5,
+            ..Default::default()
+        };
         let text = m.encode(Some(&stats));
-        assert!(text.contains(r#"sightline_collector_rejected_total{reason="unauthenticated"} 1"#), "{text}");
-        assert!(text.contains(r#"sightline_collector_rejected_total{reason="out_of_order"} 3"#), "{text}");
-        assert!(text.contains(r#"sightline_collector_received_items_total{signal="metrics",protocol="grpc"} 10"#));
+        assert!(
+            text.contains(r#"sightline_collector_rejected_total{reason="unauthenticated"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sightline_collector_rejected_total{reason="out_of_order"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"sightline_collector_received_items_total{signal="metrics",protocol="grpc"} 10"#
+        ));
         assert!(text.contains(r#"sightline_collector_requests_total{protocol="grpc",code="Ok"} 1"#));
         assert!(text.contains("sightline_collector_request_duration_seconds_bucket"));
-        assert!(text.contains("sightline_store_wal_fsyncs_total 7"), "{text}");
+        assert!(
+            text.contains("sightline_store_wal_fsyncs_total 7"),
+            "{text}"
+        );
         assert!(text.contains("sightline_store_series 5"), "{text}");
         assert_eq!(m.rejected_count("out_of_order"), 3);
         // a second scrape with the same stats does not double count
         let text = m.encode(Some(&stats));
-        assert!(text.contains("sightline_store_wal_fsyncs_total 7"), "{text}");
+        assert!(
+            text.contains("sightline_store_wal_fsyncs_total 7"),
+            "{text}"
+        );
     }
 }

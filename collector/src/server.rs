@@ -73,14 +73,18 @@ pub struct Collector {
 }
 
 async fn bind(addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr: addr.to_string(), source })
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// Writes `contents` to `path` via a temporary file and a rename.
 pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -89,13 +93,21 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
 }
 
 /// Starts a collector with `cfg`; see the module docs for the order of events.
-pub async fn start(cfg: &Config, clock: Arc<dyn Clock>, listen_file: Option<&Path>) -> Result<Collector> {
+pub async fn start(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+    listen_file: Option<&Path>,
+) -> Result<Collector> {
     let errors = cfg.validate();
     if !errors.is_empty() {
         return Err(Error::Config(errors));
     }
     let tls = cfg.server.tls.as_ref().map(TlsMaterial::load).transpose()?;
-    let http_tls = tls.as_ref().map(|t| t.rustls_config()).transpose()?.map(TlsAcceptor::from);
+    let http_tls = tls
+        .as_ref()
+        .map(|t| t.rustls_config())
+        .transpose()?
+        .map(TlsAcceptor::from);
 
     let store_cfg = cfg.store_config();
     let store_clock = clock.clone();
@@ -103,13 +115,17 @@ pub async fn start(cfg: &Config, clock: Arc<dyn Clock>, listen_file: Option<&Pat
     let store = tokio::task::spawn_blocking(move || Store::open(store_cfg, store_clock))
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
-    let state = Arc::new(AppState::new(cfg, Arc::new(store), clock).map_err(|e| Error::Config(vec![e]))?);
+    let state =
+        Arc::new(AppState::new(cfg, Arc::new(store), clock).map_err(|e| Error::Config(vec![e]))?);
 
     let grpc_listener = bind(&cfg.server.grpc_addr).await?;
     let otlp_listener = bind(&cfg.server.otlp_http_addr).await?;
     let http_listener = bind(&cfg.server.http_addr).await?;
     let local = |l: &TcpListener, a: &str| {
-        l.local_addr().map_err(|source| Error::Bind { addr: a.to_string(), source })
+        l.local_addr().map_err(|source| Error::Bind {
+            addr: a.to_string(),
+            source,
+        })
     };
     let addrs = ListenAddrs {
         grpc: local(&grpc_listener, &cfg.server.grpc_addr)?,
@@ -128,7 +144,9 @@ pub async fn start(cfg: &Config, clock: Arc<dyn Clock>, listen_file: Option<&Pat
     }
     let mut grpc_shutdown = shutdown_rx.clone();
     let grpc = builder
-        .layer(GrpcStatusLayer { metrics: state.metrics.clone() })
+        .layer(GrpcStatusLayer {
+            metrics: state.metrics.clone(),
+        })
         .add_service(services.metrics)
         .add_service(services.logs)
         .add_service(services.traces)
@@ -141,10 +159,20 @@ pub async fn start(cfg: &Config, clock: Arc<dyn Clock>, listen_file: Option<&Pat
     tasks.spawn(async move { grpc.await.map_err(Error::from) });
 
     // HTTP listeners
-    let track = |r: Router| r.layer(axum::middleware::from_fn_with_state(state.clone(), api::track_requests));
+    let track = |r: Router| {
+        r.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::track_requests,
+        ))
+    };
     let otlp_router = track(otlp_http::router(state.clone()));
     let api_router = track(api::router(state.clone()));
-    tasks.spawn(serve_http(otlp_listener, otlp_router, http_tls.clone(), shutdown_rx.clone()));
+    tasks.spawn(serve_http(
+        otlp_listener,
+        otlp_router,
+        http_tls.clone(),
+        shutdown_rx.clone(),
+    ));
     tasks.spawn(serve_http(http_listener, api_router, http_tls, shutdown_rx));
 
     state.set_ready(true);
@@ -153,7 +181,12 @@ pub async fn start(cfg: &Config, clock: Arc<dyn Clock>, listen_file: Option<&Pat
     }
     tracing::info!(grpc = %addrs.grpc, otlp_http = %addrs.otlp_http, http = %addrs.http,
         tls = tls.is_some(), auth = state.auth.enabled(), "collector listening");
-    Ok(Collector { addrs, state, shutdown, tasks })
+    Ok(Collector {
+        addrs,
+        state,
+        shutdown,
+        tasks,
+    })
 }
 
 impl Collector {
@@ -232,7 +265,10 @@ async fn serve_http(
         }
     }
     drop(listener);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while conns.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
         conns.abort_all();
     }

@@ -19,9 +19,15 @@ pub struct TlsMaterial {
 impl TlsMaterial {
     pub fn load(cfg: &TlsConfig) -> Result<TlsMaterial> {
         let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|source| Error::Io { path: p.to_path_buf(), source })
+            std::fs::read(p).map_err(|source| Error::Io {
+                path: p.to_path_buf(),
+                source,
+            })
         };
-        Ok(TlsMaterial { cert_pem: read(&cfg.cert_file)?, key_pem: read(&cfg.key_file)? })
+        Ok(TlsMaterial {
+            cert_pem: read(&cfg.cert_file)?,
+            key_pem: read(&cfg.key_file)?,
+        })
     }
 
     /// A rustls server config for HTTP (ALPN h2 and http/1.1).
@@ -30,7 +36,9 @@ impl TlsMaterial {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::Tls(format!("cannot parse certificate PEM: {e}")))?;
         if certs.is_empty() {
-            return Err(Error::Tls("certificate file contains no PEM certificate".into()));
+            return Err(Error::Tls(
+                "certificate file contains no PEM certificate".into(),
+            ));
         }
         let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &self.key_pem[..])
             .map_err(|e| Error::Tls(format!("cannot parse private key PEM: {e}")))?
@@ -41,14 +49,20 @@ impl TlsMaterial {
             .map_err(|e| Error::Tls(e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(certs, key)
-            .map_err(|e| Error::Tls(format!("certificate and key do not form a usable identity: {e}")))?;
+            .map_err(|e| {
+                Error::Tls(format!(
+                    "certificate and key do not form a usable identity: {e}"
+                ))
+            })?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
 
     /// tonic's TLS config for the gRPC listener.
     pub fn tonic_config(&self) -> tonic::transport::ServerTlsConfig {
-        tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(&self.cert_pem, &self.key_pem))
+        tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
+            &self.cert_pem,
+            &self.key_pem,
+        ))
     }
 }

@@ -1,6 +1,8 @@
 //! TLS on all listeners with a throwaway self-signed certificate made by the
 //! `openssl` CLI (skipped, loudly, when it is not installed).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns fail the test on error
+
 mod harness;
 
 use std::path::Path;
@@ -12,12 +14,27 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn make_cert(dir: &Path) -> bool {
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
         .arg(dir.join("cert.pem"))
-        .args(["-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .stderr(std::process::Stdio::null())
         .status();
@@ -29,18 +46,22 @@ async fn https_get(addr: &str, path: &str, cert_pem: &[u8]) -> String {
     for c in rustls_pemfile::certs(&mut &cert_pem[..]) {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     tls.read_to_string(&mut out).await.unwrap();
     out
@@ -63,19 +84,34 @@ async fn all_listeners_speak_tls() {
     let resp = https_get(c.http.trim_start_matches("http://"), "/-/healthy", &cert).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     let resp = https_get(c.otlp.trim_start_matches("http://"), "/v1/metrics", &cert).await;
-    assert!(resp.starts_with("HTTP/1.1 405"), "GET on an OTLP route: {resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 405"),
+        "GET on an OTLP route: {resp}"
+    );
 
     let tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(&cert))
         .domain_name("localhost");
     let url = c.grpc.replace("http://", "https://");
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut client = MetricsServiceClient::new(channel);
-    client.export(gauge_request("svc", "tls_gauge", &[(now_ms(), 1.0)])).await.unwrap();
+    client
+        .export(gauge_request("svc", "tls_gauge", &[(now_ms(), 1.0)]))
+        .await
+        .unwrap();
     // plain text is refused on the TLS port
     let plain = MetricsServiceClient::connect(c.grpc.clone()).await;
     if let Ok(mut p) = plain {
-        assert!(p.export(gauge_request("svc", "g", &[(now_ms(), 1.0)])).await.is_err());
+        assert!(p
+            .export(gauge_request("svc", "g", &[(now_ms(), 1.0)]))
+            .await
+            .is_err());
     }
     c.stop().await;
 }

@@ -33,7 +33,12 @@ const DEFAULT_RANGE_NS: i64 = 3_600 * 1_000_000_000;
 const FIRST_WINDOW_NS: i64 = 60 * 1_000_000_000;
 
 fn text(status: StatusCode, msg: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg + "\n",
+    )
+        .into_response()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -43,7 +48,11 @@ enum Direction {
 }
 
 /// `GET /loki/api/v1/query_range`.
-pub async fn query_range(State(state): State<Arc<AppState>>, headers: HeaderMap, params: Params) -> Response {
+pub async fn query_range(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     let tenant = match tenant_from_headers(&state, &headers) {
         Ok(t) => t,
         Err((status, e)) => return text(status, e.to_string()),
@@ -56,14 +65,22 @@ pub async fn query_range(State(state): State<Arc<AppState>>, headers: HeaderMap,
 
 fn run(state: &AppState, tenant: &str, params: &Params) -> Result<Value, (StatusCode, String)> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, m);
-    let query = params.get("query").ok_or_else(|| bad("missing parameter \"query\"".into()))?;
+    let query = params
+        .get("query")
+        .ok_or_else(|| bad("missing parameter \"query\"".into()))?;
     let sets = parse_selector(query).map_err(|e| {
-        bad(format!("only stream selectors such as {{service_name=\"api\"}} are supported: {e}"))
+        bad(format!(
+            "only stream selectors such as {{service_name=\"api\"}} are supported: {e}"
+        ))
     })?;
     let time = |name: &str, default: i64| -> Result<i64, (StatusCode, String)> {
         match params.get(name) {
             None => Ok(default),
-            Some(v) => parse_loki_time_ns(v).ok_or_else(|| bad(format!("invalid parameter \"{name}\": cannot parse {v:?} as a timestamp"))),
+            Some(v) => parse_loki_time_ns(v).ok_or_else(|| {
+                bad(format!(
+                    "invalid parameter \"{name}\": cannot parse {v:?} as a timestamp"
+                ))
+            }),
         }
     };
     let now_ns = state.clock.now_ms().saturating_mul(1_000_000);
@@ -74,23 +91,39 @@ fn run(state: &AppState, tenant: &str, params: &Params) -> Result<Value, (Status
     }
     let limit = match params.get("limit") {
         None => 100,
-        Some(v) => v.parse::<usize>().map_err(|_| bad(format!("invalid parameter \"limit\": {v:?}")))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| bad(format!("invalid parameter \"limit\": {v:?}")))?,
     };
     if limit == 0 || limit > MAX_LIMIT {
         return Err(bad(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    let direction = match params.get("direction").map(str::to_ascii_lowercase).as_deref() {
+    let direction = match params
+        .get("direction")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("backward") => Direction::Backward,
         Some("forward") => Direction::Forward,
-        Some(other) => return Err(bad(format!("invalid parameter \"direction\": {other:?} (use forward or backward)"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "invalid parameter \"direction\": {other:?} (use forward or backward)"
+            )))
+        }
     };
     let store_err = |e: sightline_store::Error| {
-        let status = if e.is_retryable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+        let status = if e.is_retryable() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
         (status, e.to_string())
     };
     let matches = |r: &LogRecord| -> Option<Labels> {
         let labels = log_stream_labels(&r.resource);
-        sets.iter().any(|set: &Vec<Matcher>| set.iter().all(|m| m.matches(&labels))).then_some(labels)
+        sets.iter()
+            .any(|set: &Vec<Matcher>| set.iter().all(|m| m.matches(&labels)))
+            .then_some(labels)
     };
     let entries: Vec<(Labels, LogRecord)> = match direction {
         Direction::Forward => {
@@ -186,7 +219,10 @@ fn scan(
 fn render(entries: Vec<(Labels, LogRecord)>, direction: Direction) -> Value {
     let mut streams: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
     for (labels, r) in entries {
-        streams.entry(labels).or_default().push((r.timestamp_ns, r.body));
+        streams
+            .entry(labels)
+            .or_default()
+            .push((r.timestamp_ns, r.body));
     }
     let result: Vec<Value> = streams
         .into_iter()
@@ -195,9 +231,14 @@ fn render(entries: Vec<(Labels, LogRecord)>, direction: Direction) -> Value {
             if direction == Direction::Backward {
                 values.reverse();
             }
-            let stream: serde_json::Map<String, Value> =
-                labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect();
-            let values: Vec<Value> = values.into_iter().map(|(t, line)| json!([t.to_string(), line])).collect();
+            let stream: serde_json::Map<String, Value> = labels
+                .iter()
+                .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+                .collect();
+            let values: Vec<Value> = values
+                .into_iter()
+                .map(|(t, line)| json!([t.to_string(), line]))
+                .collect();
             json!({"stream": stream, "values": values})
         })
         .collect();

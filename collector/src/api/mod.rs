@@ -28,11 +28,23 @@ use crate::state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
-        .route("/api/v1/series", get(prometheus::series).post(prometheus::series))
-        .route("/api/v1/labels", get(prometheus::label_names).post(prometheus::label_names))
+        .route(
+            "/api/v1/series",
+            get(prometheus::series).post(prometheus::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(prometheus::label_names).post(prometheus::label_names),
+        )
         .route("/api/v1/label/{name}/values", get(prometheus::label_values))
-        .route("/api/v1/query", get(prometheus::query).post(prometheus::query))
-        .route("/api/v1/query_range", get(prometheus::query_range).post(prometheus::query_range))
+        .route(
+            "/api/v1/query",
+            get(prometheus::query).post(prometheus::query),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(prometheus::query_range).post(prometheus::query_range),
+        )
         .route("/loki/api/v1/query_range", get(loki::query_range))
         .route("/api/traces/{id}", get(tempo::trace_by_id))
         .route("/metrics", get(metrics))
@@ -44,7 +56,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.store.stats();
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(Some(&stats)),
     )
         .into_response()
@@ -54,7 +69,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.is_ready() {
         (StatusCode::OK, "Sightline collector is Ready.\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Sightline collector is not ready.\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sightline collector is not ready.\n",
+        )
+            .into_response()
     }
 }
 
@@ -81,12 +100,18 @@ fn protocol_of(path: &str) -> &'static str {
 
 /// Middleware: counts each answer in `sightline_collector_requests_total` and
 /// observes `sightline_collector_request_duration_seconds`.
-pub async fn track_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn track_requests(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let protocol = protocol_of(req.uri().path());
     let resp = next.run(req).await;
-    state
-        .metrics
-        .request(protocol, resp.status().as_str(), start.elapsed().as_secs_f64());
+    state.metrics.request(
+        protocol,
+        resp.status().as_str(),
+        start.elapsed().as_secs_f64(),
+    );
     resp
 }

@@ -22,7 +22,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_data(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, error_type: "bad_data", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error_type: "bad_data",
+            message: message.into(),
+        }
     }
     /// Maps a store failure: retryable ones are 503 `unavailable`, others 500 `internal`.
     pub fn store(e: sightline_store::Error) -> Self {
@@ -33,7 +37,11 @@ impl ApiError {
                 error_type: "unavailable",
                 message: e.to_string(),
             },
-            e => ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, error_type: "internal", message: e.to_string() },
+            e => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                error_type: "internal",
+                message: e.to_string(),
+            },
         }
     }
     /// An auth failure (401 / 403 / 400).
@@ -43,7 +51,11 @@ impl ApiError {
             StatusCode::FORBIDDEN => "forbidden",
             _ => "bad_data",
         };
-        ApiError { status, error_type, message: e.to_string() }
+        ApiError {
+            status,
+            error_type,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -56,7 +68,10 @@ impl IntoResponse for ApiError {
         });
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -91,20 +106,31 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 impl Params {
     /// The last value of `name`, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name` (for repeated parameters such as `match[]`).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A Prometheus timestamp parameter in milliseconds, `default` when absent.
     pub fn time_ms(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => parse_time_ms(v)
-                .ok_or_else(|| ApiError::bad_data(format!("invalid parameter \"{name}\": cannot parse {v:?} to a valid timestamp"))),
+            Some(v) => parse_time_ms(v).ok_or_else(|| {
+                ApiError::bad_data(format!(
+                    "invalid parameter \"{name}\": cannot parse {v:?} to a valid timestamp"
+                ))
+            }),
         }
     }
 }
@@ -138,12 +164,21 @@ pub fn parse_loki_time_ns(s: &str) -> Option<i64> {
 /// RFC3339 (`2024-01-02T03:04:05.123Z`, `...+02:00`) to nanoseconds since the epoch.
 pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok()).flatten()
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())
+            .flatten()
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -207,13 +242,17 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let n: i64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -238,15 +277,33 @@ mod tests {
     fn times() {
         assert_eq!(parse_time_ms("1700000000"), Some(1_700_000_000_000));
         assert_eq!(parse_time_ms("1700000000.123"), Some(1_700_000_000_123));
-        assert_eq!(parse_time_ms("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
-        assert_eq!(parse_time_ms("2023-11-14T22:13:20.5Z"), Some(1_700_000_000_500));
-        assert_eq!(parse_time_ms("2023-11-15T00:13:20+02:00"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_time_ms("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_time_ms("2023-11-14T22:13:20.5Z"),
+            Some(1_700_000_000_500)
+        );
+        assert_eq!(
+            parse_time_ms("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000_000)
+        );
         assert_eq!(parse_time_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_time_ms("yesterday"), None);
         assert_eq!(parse_time_ms("NaN"), None);
-        assert_eq!(parse_loki_time_ns("1700000000000000000"), Some(1_700_000_000_000_000_000));
-        assert_eq!(parse_loki_time_ns("1700000000.5"), Some(1_700_000_000_500_000_000));
-        assert_eq!(parse_rfc3339_ns("2023-11-14T22:13:20.000000001Z"), Some(1_700_000_000_000_000_001));
+        assert_eq!(
+            parse_loki_time_ns("1700000000000000000"),
+            Some(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_loki_time_ns("1700000000.5"),
+            Some(1_700_000_000_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2023-11-14T22:13:20.000000001Z"),
+            Some(1_700_000_000_000_000_001)
+        );
     }
 
     #[test]

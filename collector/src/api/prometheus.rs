@@ -18,7 +18,7 @@ use serde_json::{json, Map, Number, Value};
 use sightline_store::{Labels, Matcher, Sample, Series};
 
 use super::params::{parse_duration_ms, ApiError, Params, MAX_TIME_MS, MIN_TIME_MS};
-use super::selector::{parse_selector, SelectorError};
+use super::selector::{parse_query, parse_selector, Query, SelectorError};
 use crate::receiver::tenant_from_headers;
 use crate::state::AppState;
 
@@ -58,7 +58,9 @@ fn range(params: &Params) -> Result<(i64, i64), ApiError> {
     let start = params.time_ms("start", MIN_TIME_MS)?;
     let end = params.time_ms("end", MAX_TIME_MS)?;
     if end < start {
-        return Err(ApiError::bad_data("end timestamp must not be before start time"));
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
     }
     Ok((start, end))
 }
@@ -69,13 +71,20 @@ fn limit(params: &Params) -> Result<Option<usize>, ApiError> {
         Some(v) => match v.parse::<usize>() {
             Ok(0) => Ok(None),
             Ok(n) => Ok(Some(n)),
-            Err(_) => Err(ApiError::bad_data(format!("invalid parameter \"limit\": {v:?} is not a non-negative integer"))),
+            Err(_) => Err(ApiError::bad_data(format!(
+                "invalid parameter \"limit\": {v:?} is not a non-negative integer"
+            ))),
         },
     }
 }
 
 fn labels_json(labels: &Labels) -> Value {
-    Value::Object(labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect::<Map<_, _>>())
+    Value::Object(
+        labels
+            .iter()
+            .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 /// A sample value as Prometheus writes it: shortest decimal, `NaN`, `+Inf`, `-Inf`.
@@ -96,7 +105,9 @@ pub fn format_time(ms: i64) -> Value {
     if ms % 1000 == 0 {
         Value::Number(Number::from(ms / 1000))
     } else {
-        Number::from_f64(ms as f64 / 1000.0).map(Value::Number).unwrap_or(Value::Null)
+        Number::from_f64(ms as f64 / 1000.0)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -105,14 +116,21 @@ fn point(ms: i64, v: f64) -> Value {
 }
 
 /// `GET|POST /api/v1/series`.
-pub async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn series(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &headers)?;
     let sets = match_sets(&params)?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
     let (start, end) = range(&params)?;
-    let mut out = state.store.series(&tenant, &sets, start, end).map_err(ApiError::store)?;
+    let mut out = state
+        .store
+        .series(&tenant, &sets, start, end)
+        .map_err(ApiError::store)?;
     out.sort();
     out.dedup();
     if let Some(n) = limit(&params)? {
@@ -122,11 +140,18 @@ pub async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, para
 }
 
 /// `GET|POST /api/v1/labels`.
-pub async fn label_names(State(state): State<Arc<AppState>>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn label_names(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &headers)?;
     let sets = match_sets(&params)?;
     let (start, end) = range(&params)?;
-    let mut out = state.store.label_names(&tenant, &sets, start, end).map_err(ApiError::store)?;
+    let mut out = state
+        .store
+        .label_names(&tenant, &sets, start, end)
+        .map_err(ApiError::store)?;
     if let Some(n) = limit(&params)? {
         out.truncate(n);
     }
@@ -146,7 +171,10 @@ pub async fn label_values(
     }
     let sets = match_sets(&params)?;
     let (start, end) = range(&params)?;
-    let mut out = state.store.label_values(&tenant, &name, &sets, start, end).map_err(ApiError::store)?;
+    let mut out = state
+        .store
+        .label_values(&tenant, &name, &sets, start, end)
+        .map_err(ApiError::store)?;
     if let Some(n) = limit(&params)? {
         out.truncate(n);
     }
@@ -158,17 +186,30 @@ fn valid_label_name(n: &str) -> bool {
 }
 
 /// Series matching any of `sets` with samples in `[start, end]`, merged by labels.
-fn select(state: &AppState, tenant: &str, sets: &[Vec<Matcher>], start: i64, end: i64) -> Result<Vec<Series>, ApiError> {
+fn select(
+    state: &AppState,
+    tenant: &str,
+    sets: &[Vec<Matcher>],
+    start: i64,
+    end: i64,
+) -> Result<Vec<Series>, ApiError> {
     let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
     for set in sets {
-        for s in state.store.select_series(tenant, set, start, end).map_err(ApiError::store)? {
+        for s in state
+            .store
+            .select_series(tenant, set, start, end)
+            .map_err(ApiError::store)?
+        {
             let e = merged.entry(s.labels).or_default();
             if e.is_empty() {
                 *e = s.samples;
             }
         }
     }
-    Ok(merged.into_iter().map(|(labels, samples)| Series { labels, samples }).collect())
+    Ok(merged
+        .into_iter()
+        .map(|(labels, samples)| Series { labels, samples })
+        .collect())
 }
 
 /// The latest non-stale sample of `samples` (oldest first) in `(t - 5m, t]`.
@@ -178,28 +219,49 @@ fn latest_at(samples: &[Sample], t: i64) -> Option<Sample> {
     (s.timestamp_ms > t - LOOKBACK_MS && !is_stale(s.value)).then_some(s)
 }
 
-fn query_sets(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
-    let q = params.get("query").ok_or_else(|| ApiError::bad_data("missing parameter \"query\""))?;
-    parse_selector(q).map_err(selector_error)
+fn query_param(params: &Params) -> Result<Query, ApiError> {
+    let q = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_data("missing parameter \"query\""))?;
+    parse_query(q).map_err(selector_error)
 }
 
 /// `GET|POST /api/v1/query`.
-pub async fn query(State(state): State<Arc<AppState>>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &headers)?;
-    let sets = query_sets(&params)?;
+    let query = query_param(&params)?;
     let t = params.time_ms("time", state.clock.now_ms())?;
+    let sets = match query {
+        Query::Scalar(v) => {
+            return Ok(success(
+                json!({"resultType": "scalar", "result": point(t, v)}),
+            ))
+        }
+        Query::Selector(sets) => sets,
+    };
     let series = select(&state, &tenant, &sets, t - LOOKBACK_MS + 1, t)?;
     let result: Vec<Value> = series
         .iter()
-        .filter_map(|s| latest_at(&s.samples, t).map(|p| json!({"metric": labels_json(&s.labels), "value": point(t, p.value)})))
+        .filter_map(|s| {
+            latest_at(&s.samples, t)
+                .map(|p| json!({"metric": labels_json(&s.labels), "value": point(t, p.value)}))
+        })
         .collect();
     Ok(success(json!({"resultType": "vector", "result": result})))
 }
 
 /// `GET|POST /api/v1/query_range`.
-pub async fn query_range(State(state): State<Arc<AppState>>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn query_range(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &headers)?;
-    let sets = query_sets(&params)?;
+    let query = query_param(&params)?;
     let start = params
         .get("start")
         .ok_or_else(|| ApiError::bad_data("missing parameter \"start\""))
@@ -209,11 +271,18 @@ pub async fn query_range(State(state): State<Arc<AppState>>, headers: HeaderMap,
         .ok_or_else(|| ApiError::bad_data("missing parameter \"end\""))
         .and_then(|_| params.time_ms("end", 0))?;
     if end < start {
-        return Err(ApiError::bad_data("end timestamp must not be before start time"));
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
     }
-    let step_raw = params.get("step").ok_or_else(|| ApiError::bad_data("missing parameter \"step\""))?;
-    let step = parse_duration_ms(step_raw)
-        .ok_or_else(|| ApiError::bad_data(format!("invalid parameter \"step\": cannot parse {step_raw:?} to a valid duration")))?;
+    let step_raw = params
+        .get("step")
+        .ok_or_else(|| ApiError::bad_data("missing parameter \"step\""))?;
+    let step = parse_duration_ms(step_raw).ok_or_else(|| {
+        ApiError::bad_data(format!(
+            "invalid parameter \"step\": cannot parse {step_raw:?} to a valid duration"
+        ))
+    })?;
     if step <= 0 {
         return Err(ApiError::bad_data(
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
@@ -224,6 +293,16 @@ pub async fn query_range(State(state): State<Arc<AppState>>, headers: HeaderMap,
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
+    let sets = match query {
+        Query::Scalar(v) => {
+            let values: Vec<Value> = (0..=(end - start) / step)
+                .map(|i| point(start + i * step, v))
+                .collect();
+            let result = json!([{"metric": {}, "values": values}]);
+            return Ok(success(json!({"resultType": "matrix", "result": result})));
+        }
+        Query::Selector(sets) => sets,
+    };
     let series = select(&state, &tenant, &sets, start - LOOKBACK_MS + 1, end)?;
     let mut result = Vec::new();
     for s in &series {
@@ -261,13 +340,31 @@ mod tests {
 
     #[test]
     fn lookback_is_left_open_and_skips_stale() {
-        let s = |t, v| Sample { timestamp_ms: t, value: v };
-        let samples = vec![s(1000, 1.0), s(2000, 2.0), s(3000, f64::from_bits(STALE_NAN_BITS))];
+        let s = |t, v| Sample {
+            timestamp_ms: t,
+            value: v,
+        };
+        let samples = vec![
+            s(1000, 1.0),
+            s(2000, 2.0),
+            s(3000, f64::from_bits(STALE_NAN_BITS)),
+        ];
         assert_eq!(latest_at(&samples, 2500).unwrap().value, 2.0);
         assert_eq!(latest_at(&samples, 2000).unwrap().value, 2.0);
         assert!(latest_at(&samples, 999).is_none());
-        assert!(latest_at(&samples, 3000).is_none(), "stale marker hides the series");
-        assert_eq!(latest_at(&samples, 1000 + LOOKBACK_MS - 1).unwrap().value, 2.0);
-        assert!(latest_at(&samples[..1], 1000 + LOOKBACK_MS).is_none(), "(t-5m, t] excludes t-5m");
+        assert!(
+            latest_at(&samples, 3000).is_none(),
+            "stale marker hides the series"
+        );
+        assert_eq!(
+            latest_at(&samples[..2], 1000 + LOOKBACK_MS - 1)
+                .unwrap()
+                .value,
+            2.0
+        );
+        assert!(
+            latest_at(&samples[..1], 1000 + LOOKBACK_MS).is_none(),
+            "(t-5m, t] excludes t-5m"
+        );
     }
 }

@@ -15,9 +15,50 @@ pub enum SelectorError {
     Unsupported(&'static str),
 }
 
+/// A query the read API can answer: a selector, or a constant scalar expression
+/// such as `1+1` (Grafana's data source health check).
+#[derive(Debug)]
+pub enum Query {
+    Selector(Vec<Vec<Matcher>>),
+    Scalar(f64),
+}
+
+/// Parses a query: a vector selector or arithmetic on number literals.
+pub fn parse_query(input: &str) -> Result<Query, SelectorError> {
+    if let Ok(expr) = parser::parse(input) {
+        if let Some(v) = eval_scalar(&expr) {
+            return Ok(Query::Scalar(v));
+        }
+    }
+    parse_selector(input).map(Query::Selector)
+}
+
+/// Evaluates arithmetic on number literals; `None` for anything else.
+fn eval_scalar(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::NumberLiteral(n) => Some(n.val),
+        Expr::Paren(p) => eval_scalar(&p.expr),
+        Expr::Unary(u) => eval_scalar(&u.expr).map(|v| -v),
+        Expr::Binary(b) => {
+            let (l, r) = (eval_scalar(&b.lhs)?, eval_scalar(&b.rhs)?);
+            match b.op.to_string().as_str() {
+                "+" => Some(l + r),
+                "-" => Some(l - r),
+                "*" => Some(l * r),
+                "/" => Some(l / r),
+                "%" => Some(l % r),
+                "^" => Some(l.powf(r)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Parses a selector into matcher sets (one per `or` alternative).
 pub fn parse_selector(input: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
-    let expr = parser::parse(input).map_err(|e| SelectorError::Parse(format!("invalid selector {input:?}: {e}")))?;
+    let expr = parser::parse(input)
+        .map_err(|e| SelectorError::Parse(format!("invalid selector {input:?}: {e}")))?;
     let mut expr = &expr;
     while let Expr::Paren(p) = expr {
         expr = &p.expr;
@@ -27,7 +68,9 @@ pub fn parse_selector(input: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
         other => return Err(SelectorError::Unsupported(kind(other))),
     };
     if vs.offset.is_some() || vs.at.is_some() {
-        return Err(SelectorError::Unsupported("a selector with offset or @ modifier"));
+        return Err(SelectorError::Unsupported(
+            "a selector with offset or @ modifier",
+        ));
     }
     to_matcher_sets(vs)
 }
@@ -55,7 +98,8 @@ fn convert(m: &promql_parser::label::Matcher) -> Result<Matcher, SelectorError> 
         PromOp::Re(_) => MatchOp::RegexMatch,
         PromOp::NotRe(_) => MatchOp::RegexNoMatch,
     };
-    Matcher::new(m.name.clone(), op, m.value.clone()).map_err(|e| SelectorError::Parse(e.to_string()))
+    Matcher::new(m.name.clone(), op, m.value.clone())
+        .map_err(|e| SelectorError::Parse(e.to_string()))
 }
 
 fn to_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, SelectorError> {
@@ -93,28 +137,71 @@ mod tests {
 
     fn matches(sel: &str, labels: &[(&str, &str)]) -> bool {
         let l = Labels::from_pairs(labels.iter().copied());
-        parse_selector(sel).unwrap().iter().any(|set| set.iter().all(|m| m.matches(&l)))
+        parse_selector(sel)
+            .unwrap()
+            .iter()
+            .any(|set| set.iter().all(|m| m.matches(&l)))
     }
 
     #[test]
     fn selectors() {
         assert!(matches("up", &[("__name__", "up"), ("job", "x")]));
         assert!(!matches("up", &[("__name__", "down")]));
-        assert!(matches(r#"up{job=~"no.*"}"#, &[("__name__", "up"), ("job", "node")]));
-        assert!(!matches(r#"up{job!="node"}"#, &[("__name__", "up"), ("job", "node")]));
-        assert!(matches(r#"{service_name="api"}"#, &[("service_name", "api")]));
+        assert!(matches(
+            r#"up{job=~"no.*"}"#,
+            &[("__name__", "up"), ("job", "node")]
+        ));
+        assert!(!matches(
+            r#"up{job!="node"}"#,
+            &[("__name__", "up"), ("job", "node")]
+        ));
+        assert!(matches(
+            r#"{service_name="api"}"#,
+            &[("service_name", "api")]
+        ));
         assert!(matches(r#"{a="1" or b="2"}"#, &[("b", "2")]));
         assert!(matches("(up)", &[("__name__", "up")]));
     }
 
     #[test]
+    fn constant_arithmetic_is_a_scalar() {
+        for (q, want) in [
+            ("1+1", 2.0),
+            ("2 * (3 - 1)", 4.0),
+            ("-4 / 2", -2.0),
+            ("2^3", 8.0),
+        ] {
+            match parse_query(q).unwrap() {
+                Query::Scalar(v) => assert_eq!(v, want, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse_query("up").unwrap(), Query::Selector(_)));
+        assert!(parse_query("up + 1").is_err());
+    }
+
+    #[test]
     fn everything_else_is_refused() {
-        for q in ["sum(up)", "rate(up[5m])", "up + 1", "1", "up[5m]", "up offset 5m"] {
+        for q in [
+            "sum(up)",
+            "rate(up[5m])",
+            "up + 1",
+            "1",
+            "up[5m]",
+            "up offset 5m",
+        ] {
             let e = parse_selector(q).unwrap_err();
             assert!(matches!(e, SelectorError::Unsupported(_)), "{q}: {e}");
-            assert!(e.to_string().starts_with("only vector selectors are supported"), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("only vector selectors are supported"),
+                "{e}"
+            );
         }
-        assert!(matches!(parse_selector("up{"), Err(SelectorError::Parse(_))));
+        assert!(matches!(
+            parse_selector("up{"),
+            Err(SelectorError::Parse(_))
+        ));
         assert!(parse_selector(r#"{job=""}"#).is_err());
     }
 }

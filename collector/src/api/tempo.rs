@@ -19,7 +19,12 @@ use crate::receiver::tenant_from_headers;
 use crate::state::AppState;
 
 fn text(status: StatusCode, msg: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg + "\n",
+    )
+        .into_response()
 }
 
 /// Parses a hex trace id of 1-32 digits into 16 bytes.
@@ -31,13 +36,20 @@ pub fn parse_trace_id(s: &str) -> Option<Vec<u8>> {
 }
 
 /// `GET /api/traces/<id>`.
-pub async fn trace_by_id(State(state): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn trace_by_id(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let tenant = match tenant_from_headers(&state, &headers) {
         Ok(t) => t,
         Err((status, e)) => return text(status, e.to_string()),
     };
     let Some(trace_id) = parse_trace_id(&id) else {
-        return text(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}: expected up to 32 hex digits"));
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("invalid trace id {id:?}: expected up to 32 hex digits"),
+        );
     };
     let spans = match state.store.select_spans(
         &tenant,
@@ -47,21 +59,35 @@ pub async fn trace_by_id(State(state): State<Arc<AppState>>, Path(id): Path<Stri
     ) {
         Ok(s) => s,
         Err(e) => {
-            let status = if e.is_retryable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = if e.is_retryable() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
             return text(status, e.to_string());
         }
     };
     if spans.is_empty() {
-        return text(StatusCode::NOT_FOUND, format!("trace {} not found", hex::encode(&trace_id)));
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("trace {} not found", hex::encode(&trace_id)),
+        );
     }
     Json(batches(spans)).into_response()
 }
 
+/// Spans of one instrumentation scope: `((name, version), spans)`.
+type ScopeGroup = ((String, String), Vec<Value>);
+
 /// Groups spans into Tempo v1 batches.
 pub fn batches(mut spans: Vec<SpanRecord>) -> Value {
-    spans.sort_by(|a, b| a.start_time_ns.cmp(&b.start_time_ns).then_with(|| a.span_id.cmp(&b.span_id)));
+    spans.sort_by(|a, b| {
+        a.start_time_ns
+            .cmp(&b.start_time_ns)
+            .then_with(|| a.span_id.cmp(&b.span_id))
+    });
     // resource -> (scope name, version) -> spans, keeping first-seen order
-    let mut groups: Vec<(Attributes, Vec<((String, String), Vec<Value>)>)> = Vec::new();
+    let mut groups: Vec<(Attributes, Vec<ScopeGroup>)> = Vec::new();
     for s in spans {
         let gi = match groups.iter().position(|(r, _)| *r == s.resource) {
             Some(i) => i,
@@ -115,14 +141,23 @@ fn span_json(s: &SpanRecord) -> Value {
     }
     span.insert("name".into(), json!(s.name));
     span.insert("kind".into(), json!(s.kind));
-    span.insert("startTimeUnixNano".into(), json!(s.start_time_ns.to_string()));
+    span.insert(
+        "startTimeUnixNano".into(),
+        json!(s.start_time_ns.to_string()),
+    );
     span.insert("endTimeUnixNano".into(), json!(s.end_time_ns.to_string()));
     span.insert("attributes".into(), attributes_json(&s.attributes));
     if let Some(events) = s.events.as_array().filter(|e| !e.is_empty()) {
-        span.insert("events".into(), Value::Array(events.iter().map(nested_json).collect()));
+        span.insert(
+            "events".into(),
+            Value::Array(events.iter().map(nested_json).collect()),
+        );
     }
     if let Some(links) = s.links.as_array().filter(|e| !e.is_empty()) {
-        span.insert("links".into(), Value::Array(links.iter().map(nested_json).collect()));
+        span.insert(
+            "links".into(),
+            Value::Array(links.iter().map(nested_json).collect()),
+        );
     }
     let mut status = serde_json::Map::new();
     if s.status_code != 0 {
@@ -150,7 +185,12 @@ fn nested_json(v: &Value) -> Value {
 
 /// Attributes as an OTLP JSON `KeyValue` list.
 pub fn attributes_json(attrs: &Attributes) -> Value {
-    Value::Array(attrs.iter().map(|(k, v)| json!({"key": k, "value": any_value(v)})).collect())
+    Value::Array(
+        attrs
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": any_value(v)}))
+            .collect(),
+    )
 }
 
 /// A stored attribute value as an OTLP JSON `AnyValue`.
@@ -161,7 +201,9 @@ pub fn any_value(v: &AttrValue) -> Value {
         Value::Number(n) if n.is_i64() || n.is_u64() => json!({ "intValue": n.to_string() }),
         Value::Number(n) => json!({ "doubleValue": n.as_f64() }),
         Value::String(s) => json!({ "stringValue": s }),
-        Value::Array(items) => json!({"arrayValue": {"values": items.iter().map(any_value).collect::<Vec<_>>()}}),
+        Value::Array(items) => {
+            json!({"arrayValue": {"values": items.iter().map(any_value).collect::<Vec<_>>()}})
+        }
         Value::Object(map) => json!({"kvlistValue": {"values": map
             .iter()
             .map(|(k, v)| json!({"key": k, "value": any_value(v)}))
@@ -183,7 +225,10 @@ mod tests {
             kind: 2,
             start_time_ns: start,
             end_time_ns: start + 10,
-            attributes: vec![("http.status_code".into(), json!(200)), ("ok".into(), json!(true))],
+            attributes: vec![
+                ("http.status_code".into(), json!(200)),
+                ("ok".into(), json!(true)),
+            ],
             events: json!([{"timeUnixNano": "5", "name": "e", "attributes": {"k": "v"}}]),
             links: json!([]),
             status_code: 2,
@@ -199,7 +244,10 @@ mod tests {
         let v = batches(vec![span(2, "b", 20), span(1, "a", 10), span(3, "a", 30)]);
         let b = v["batches"].as_array().unwrap();
         assert_eq!(b.len(), 2);
-        assert_eq!(b[0]["resource"]["attributes"][0]["value"]["stringValue"], "a");
+        assert_eq!(
+            b[0]["resource"]["attributes"][0]["value"]["stringValue"],
+            "a"
+        );
         let spans = b[0]["scopeSpans"][0]["spans"].as_array().unwrap();
         assert_eq!(spans.len(), 2);
         assert_eq!(spans[0]["spanId"], "0101010101010101");

@@ -29,11 +29,17 @@ pub fn auth_status(e: &AuthError) -> StatusCode {
 }
 
 /// Resolves the tenant of an HTTP request, counting failures.
-pub fn tenant_from_headers(state: &AppState, headers: &HeaderMap) -> Result<String, (StatusCode, AuthError)> {
+pub fn tenant_from_headers(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<String, (StatusCode, AuthError)> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     state
         .auth
-        .resolve(get(http::header::AUTHORIZATION.as_str()), get(ORG_ID_HEADER))
+        .resolve(
+            get(http::header::AUTHORIZATION.as_str()),
+            get(ORG_ID_HEADER),
+        )
         .map_err(|e| {
             state.metrics.rejected(e.reason(), 1);
             tracing::debug!(reason = e.reason(), "request refused by auth");

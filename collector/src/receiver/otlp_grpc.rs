@@ -18,16 +18,24 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::HeaderValue;
-use sightline_proto::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use sightline_proto::otlp::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use sightline_proto::otlp::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use sightline_proto::otlp::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use sightline_proto::otlp::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use sightline_proto::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use sightline_proto::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use sightline_proto::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use sightline_proto::otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 
@@ -73,7 +81,10 @@ pub fn services(state: Arc<AppState>) -> OtlpServices {
 }
 
 impl OtlpGrpc {
-    async fn handle<R: OtlpRequest>(&self, request: Request<R>) -> Result<Response<R::Response>, Status> {
+    async fn handle<R: OtlpRequest>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<R::Response>, Status> {
         let state = &self.state;
         let md = request.metadata();
         let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
@@ -135,7 +146,10 @@ pub struct GrpcStatusLayer {
 impl<S> tower::Layer<S> for GrpcStatusLayer {
     type Service = GrpcStatus<S>;
     fn layer(&self, inner: S) -> GrpcStatus<S> {
-        GrpcStatus { inner, metrics: self.metrics.clone() }
+        GrpcStatus {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -192,7 +206,9 @@ fn normalise_status(metrics: &SelfMetrics, headers: &mut http::HeaderMap) -> Cod
         Code::OutOfRange if message.contains("message length too large") => {
             (Code::ResourceExhausted, Some("too_large"))
         }
-        Code::ResourceExhausted if message.starts_with("Error decompressing") => (code, Some("too_large")),
+        Code::ResourceExhausted if message.starts_with("Error decompressing") => {
+            (code, Some("too_large"))
+        }
         Code::Internal
             if message.starts_with("failed to decode Protobuf message")
                 || message.starts_with("Error decompressing")
@@ -250,7 +266,10 @@ mod tests {
         let m = SelfMetrics::new();
         let mut h = http::HeaderMap::new();
         h.insert("grpc-status", HeaderValue::from(13));
-        h.insert("grpc-message", HeaderValue::from_static("failed%20to%20decode%20Protobuf%20message:%20x"));
+        h.insert(
+            "grpc-message",
+            HeaderValue::from_static("failed%20to%20decode%20Protobuf%20message:%20x"),
+        );
         assert_eq!(normalise_status(&m, &mut h), Code::InvalidArgument);
         assert_eq!(h.get("grpc-status").unwrap(), "3");
         assert_eq!(m.rejected_count("malformed"), 1);

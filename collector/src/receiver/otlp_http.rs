@@ -58,19 +58,30 @@ fn encode<M: prost::Message + serde::Serialize>(format: Format, msg: &M) -> (Hea
     match format {
         Format::Protobuf => (HeaderValue::from_static(PROTOBUF), msg.encode_to_vec()),
         // serializing generated messages into a Vec cannot fail
-        Format::Json => (HeaderValue::from_static(JSON), serde_json::to_vec(msg).unwrap_or_default()),
+        Format::Json => (
+            HeaderValue::from_static(JSON),
+            serde_json::to_vec(msg).unwrap_or_default(),
+        ),
     }
 }
 
 /// An error answer: HTTP status + `google.rpc.Status` body in the request's format.
 fn error(format: Format, status: StatusCode, code: tonic::Code, message: String) -> Response {
-    let (ct, body) = encode(format, &RpcStatus { code: code as i32, message });
+    let (ct, body) = encode(
+        format,
+        &RpcStatus {
+            code: code as i32,
+            message,
+        },
+    );
     let mut resp = (status, [(header::CONTENT_TYPE, ct)], body).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -80,22 +91,38 @@ fn content_format(headers: &HeaderMap) -> Result<Format, String> {
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("<non-ascii>"))
         .unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         PROTOBUF => Ok(Format::Protobuf),
         JSON => Ok(Format::Json),
         "" => Err(format!("missing Content-Type: use {PROTOBUF} or {JSON}")),
-        _ => Err(format!("unsupported Content-Type {raw:?}: use {PROTOBUF} or {JSON}")),
+        _ => Err(format!(
+            "unsupported Content-Type {raw:?}: use {PROTOBUF} or {JSON}"
+        )),
     }
 }
 
-async fn export<R: OtlpRequest>(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn export<R: OtlpRequest>(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let metrics = &state.metrics;
     let format = match content_format(&headers) {
         Ok(f) => f,
         Err(msg) => {
             metrics.rejected("unsupported_content_type", 1);
-            return error(Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, msg);
+            return error(
+                Format::Json,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+                msg,
+            );
         }
     };
     let tenant = match tenant_from_headers(&state, &headers) {
@@ -121,7 +148,9 @@ async fn export<R: OtlpRequest>(State(state): State<Arc<AppState>>, headers: Hea
         }
     };
     let decoded = match format {
-        Format::Protobuf => R::decode(bytes).map_err(|e| format!("invalid OTLP protobuf body: {e}")),
+        Format::Protobuf => {
+            R::decode(bytes).map_err(|e| format!("invalid OTLP protobuf body: {e}"))
+        }
         Format::Json => {
             serde_json::from_slice::<R>(&bytes).map_err(|e| format!("invalid OTLP JSON body: {e}"))
         }
@@ -131,7 +160,12 @@ async fn export<R: OtlpRequest>(State(state): State<Arc<AppState>>, headers: Hea
         Err(msg) => {
             metrics.rejected("malformed", 1);
             tracing::debug!(%tenant, signal = R::SIGNAL.as_str(), %msg, "malformed OTLP/HTTP request");
-            return error(format, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, msg);
+            return error(
+                format,
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                msg,
+            );
         }
     };
     let translated = request.translate(&state.translate);
@@ -140,11 +174,24 @@ async fn export<R: OtlpRequest>(State(state): State<Arc<AppState>>, headers: Hea
             let (ct, body) = encode(format, &R::response(&outcome));
             (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
         }
-        Err(IngestError::BadRequest(m)) => error(format, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, m),
-        Err(IngestError::Unavailable(m)) => {
-            error(format, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, m)
-        }
-        Err(IngestError::Internal(m)) => error(format, StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal, m),
+        Err(IngestError::BadRequest(m)) => error(
+            format,
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+            m,
+        ),
+        Err(IngestError::Unavailable(m)) => error(
+            format,
+            StatusCode::SERVICE_UNAVAILABLE,
+            tonic::Code::Unavailable,
+            m,
+        ),
+        Err(IngestError::Internal(m)) => error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+            m,
+        ),
     }
 }
 
@@ -157,7 +204,10 @@ pub(crate) async fn read_and_decompress(
 ) -> Result<Bytes, (StatusCode, String)> {
     let limit = state.limits.max_request_bytes;
     let result = async {
-        let enc = Encoding::from_headers(headers, &[Encoding::Identity, Encoding::Gzip, Encoding::Zstd])?;
+        let enc = Encoding::from_headers(
+            headers,
+            &[Encoding::Identity, Encoding::Gzip, Encoding::Zstd],
+        )?;
         let raw = read_limited(body, limit).await?;
         decompress(enc, raw, limit)
     }

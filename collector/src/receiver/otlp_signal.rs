@@ -27,8 +27,12 @@ pub trait OtlpRequest: prost::Message + Default + DeserializeOwned + Send + 'sta
 }
 
 fn rejected(outcome: &Ingested) -> Option<(i64, String)> {
-    (outcome.rejected > 0 || !outcome.message.is_empty())
-        .then(|| (i64::try_from(outcome.rejected).unwrap_or(i64::MAX), outcome.message.clone()))
+    (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| {
+        (
+            i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
+            outcome.message.clone(),
+        )
+    })
 }
 
 impl OtlpRequest for ExportMetricsServiceRequest {

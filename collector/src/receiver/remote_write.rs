@@ -26,12 +26,19 @@ use crate::translate;
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut msg = msg.into();
     msg.push('\n');
-    let mut resp = (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg).into_response();
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -41,13 +48,20 @@ pub async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     let metrics = &state.metrics;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let raw = ct.to_str().unwrap_or("<non-ascii>");
-        let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let proto = raw
             .split(';')
             .skip(1)
             .filter_map(|p| p.trim().strip_prefix("proto="))
             .next();
-        if essence != "application/x-protobuf" || proto.is_some_and(|p| p != "prometheus.WriteRequest") {
+        if essence != "application/x-protobuf"
+            || proto.is_some_and(|p| p != "prometheus.WriteRequest")
+        {
             metrics.rejected("unsupported_content_type", 1);
             return text(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,7 +103,10 @@ pub async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         Ok(r) => r,
         Err(e) => {
             metrics.rejected("malformed", 1);
-            return text(StatusCode::BAD_REQUEST, format!("invalid remote write protobuf body: {e}"));
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid remote write protobuf body: {e}"),
+            );
         }
     };
     let translated = translate::remote_write(req, &state.translate);
@@ -97,7 +114,10 @@ pub async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         Ok(o) if o.rejected == 0 => StatusCode::NO_CONTENT.into_response(),
         Ok(o) => text(
             StatusCode::BAD_REQUEST,
-            format!("{} samples stored, {} rejected: {}", o.accepted, o.rejected, o.message),
+            format!(
+                "{} samples stored, {} rejected: {}",
+                o.accepted, o.rejected, o.message
+            ),
         ),
         Err(IngestError::BadRequest(m)) => text(StatusCode::BAD_REQUEST, m),
         Err(IngestError::Unavailable(m)) => text(StatusCode::SERVICE_UNAVAILABLE, m),

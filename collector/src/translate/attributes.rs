@@ -23,9 +23,12 @@ pub fn any_value_to_json(value: Option<&AnyValue>) -> Value {
         any_value::Value::BoolValue(b) => Value::Bool(*b),
         any_value::Value::IntValue(i) => Value::Number((*i).into()),
         any_value::Value::DoubleValue(d) => double_to_json(*d),
-        any_value::Value::ArrayValue(a) => {
-            Value::Array(a.values.iter().map(|v| any_value_to_json(Some(v))).collect())
-        }
+        any_value::Value::ArrayValue(a) => Value::Array(
+            a.values
+                .iter()
+                .map(|v| any_value_to_json(Some(v)))
+                .collect(),
+        ),
         any_value::Value::KvlistValue(kv) => {
             let mut map = Map::new();
             for item in &kv.values {
@@ -73,7 +76,9 @@ pub fn any_value_to_label(value: Option<&AnyValue>) -> String {
         Some(any_value::Value::BoolValue(b)) => b.to_string(),
         Some(any_value::Value::IntValue(i)) => i.to_string(),
         Some(any_value::Value::DoubleValue(d)) => format_attribute_double(*d),
-        Some(any_value::Value::BytesValue(b)) => base64::engine::general_purpose::STANDARD.encode(b),
+        Some(any_value::Value::BytesValue(b)) => {
+            base64::engine::general_purpose::STANDARD.encode(b)
+        }
         Some(any_value::Value::StringValueStrindex(_)) | None => String::new(),
         Some(_) => any_value_to_json(value).to_string(),
     }
@@ -106,12 +111,30 @@ mod tests {
     #[test]
     fn values_convert_to_typed_json() {
         use any_value::Value as V;
-        assert_eq!(any_value_to_json(Some(&av(V::StringValue("x".into())))), Value::from("x"));
-        assert_eq!(any_value_to_json(Some(&av(V::BoolValue(true)))), Value::from(true));
-        assert_eq!(any_value_to_json(Some(&av(V::IntValue(-7)))), Value::from(-7i64));
-        assert_eq!(any_value_to_json(Some(&av(V::DoubleValue(1.5)))), Value::from(1.5));
-        assert_eq!(any_value_to_json(Some(&av(V::DoubleValue(f64::NAN)))), Value::from("NaN"));
-        assert_eq!(any_value_to_json(Some(&av(V::BytesValue(b"hi".to_vec())))), Value::from("aGk="));
+        assert_eq!(
+            any_value_to_json(Some(&av(V::StringValue("x".into())))),
+            Value::from("x")
+        );
+        assert_eq!(
+            any_value_to_json(Some(&av(V::BoolValue(true)))),
+            Value::from(true)
+        );
+        assert_eq!(
+            any_value_to_json(Some(&av(V::IntValue(-7)))),
+            Value::from(-7i64)
+        );
+        assert_eq!(
+            any_value_to_json(Some(&av(V::DoubleValue(1.5)))),
+            Value::from(1.5)
+        );
+        assert_eq!(
+            any_value_to_json(Some(&av(V::DoubleValue(f64::NAN)))),
+            Value::from("NaN")
+        );
+        assert_eq!(
+            any_value_to_json(Some(&av(V::BytesValue(b"hi".to_vec())))),
+            Value::from("aGk=")
+        );
         assert_eq!(any_value_to_json(None), Value::Null);
         let arr = av(V::ArrayValue(ArrayValue {
             values: vec![av(V::IntValue(1)), av(V::StringValue("a".into()))],
@@ -124,7 +147,10 @@ mod tests {
                 key_strindex: 0,
             }],
         }));
-        assert_eq!(any_value_to_json(Some(&map)), serde_json::json!({"k": false}));
+        assert_eq!(
+            any_value_to_json(Some(&map)),
+            serde_json::json!({"k": false})
+        );
         assert_eq!(any_value_to_label(Some(&map)), r#"{"k":false}"#);
         assert_eq!(any_value_to_label(Some(&arr)), r#"[1,"a"]"#);
     }
@@ -132,11 +158,17 @@ mod tests {
     #[test]
     fn values_convert_to_label_strings() {
         use any_value::Value as V;
-        assert_eq!(any_value_to_label(Some(&av(V::StringValue("GET".into())))), "GET");
+        assert_eq!(
+            any_value_to_label(Some(&av(V::StringValue("GET".into())))),
+            "GET"
+        );
         assert_eq!(any_value_to_label(Some(&av(V::BoolValue(false)))), "false");
         assert_eq!(any_value_to_label(Some(&av(V::IntValue(200)))), "200");
         assert_eq!(any_value_to_label(Some(&av(V::DoubleValue(0.5)))), "0.5");
-        assert_eq!(any_value_to_label(Some(&av(V::BytesValue(vec![0xff])))), "/w==");
+        assert_eq!(
+            any_value_to_label(Some(&av(V::BytesValue(vec![0xff])))),
+            "/w=="
+        );
         assert_eq!(any_value_to_label(None), "");
         assert_eq!(json_to_label(&Value::from(3i64)), "3");
         assert_eq!(json_to_label(&Value::from(2.0)), "2");

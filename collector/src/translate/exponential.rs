@@ -97,7 +97,10 @@ mod tests {
     use super::*;
 
     fn b(offset: i32, counts: &[u64]) -> Buckets {
-        Buckets { offset, bucket_counts: counts.to_vec() }
+        Buckets {
+            offset,
+            bucket_counts: counts.to_vec(),
+        }
     }
 
     #[test]
@@ -153,13 +156,8 @@ mod tests {
     #[test]
     fn classic_buckets_with_zero_and_negative() {
         // negative buckets at scale 1, offset 0: |v| in (1, 1.414], (1.414, 2]
-        let (buckets, total) = classic_buckets(
-            1,
-            0.001,
-            4,
-            Some(&b(-2, &[1, 1])),
-            Some(&b(0, &[2, 5])),
-        );
+        let (buckets, total) =
+            classic_buckets(1, 0.001, 4, Some(&b(-2, &[1, 1])), Some(&b(0, &[2, 5])));
         assert_eq!(
             buckets,
             vec![

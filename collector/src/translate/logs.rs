@@ -22,7 +22,10 @@ pub(super) fn translate(req: ExportLogsServiceRequest) -> Translated {
     let mut out = Vec::new();
     let mut drops = DropLog::default();
     for rl in req.resource_logs {
-        let resource = rl.resource.map(|r| attributes_to_store(&r.attributes)).unwrap_or_default();
+        let resource = rl
+            .resource
+            .map(|r| attributes_to_store(&r.attributes))
+            .unwrap_or_default();
         for sl in rl.scope_logs {
             let scope = sl.scope.unwrap_or_default();
             for r in sl.log_records {
@@ -33,7 +36,10 @@ pub(super) fn translate(req: ExportLogsServiceRequest) -> Translated {
             }
         }
     }
-    Translated { batch: WriteBatch::Logs(out), dropped: drops.into_vec() }
+    Translated {
+        batch: WriteBatch::Logs(out),
+        dropped: drops.into_vec(),
+    }
 }
 
 /// An id that must be `len` bytes or empty; all zeros counts as empty.
@@ -72,9 +78,10 @@ fn record(
     if timestamp == 0 {
         return Err(bad_time());
     }
-    let trace_id =
-        optional_id(r.trace_id, 16, "log record trace_id").map_err(|m| (reason::INVALID_SPAN, m))?;
-    let span_id = optional_id(r.span_id, 8, "log record span_id").map_err(|m| (reason::INVALID_SPAN, m))?;
+    let trace_id = optional_id(r.trace_id, 16, "log record trace_id")
+        .map_err(|m| (reason::INVALID_SPAN, m))?;
+    let span_id =
+        optional_id(r.span_id, 8, "log record span_id").map_err(|m| (reason::INVALID_SPAN, m))?;
     let body = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
         None => String::new(),
         Some(any_value::Value::StringValue(s)) => s.clone(),
@@ -109,11 +116,17 @@ mod tests {
     use sightline_proto::otlp::resource::v1::Resource;
 
     fn s(v: &str) -> AnyValue {
-        AnyValue { value: Some(any_value::Value::StringValue(v.into())) }
+        AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }
     }
 
     fn kv(k: &str, v: AnyValue) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(v), key_strindex: 0 }
+        KeyValue {
+            key: k.into(),
+            value: Some(v),
+            key_strindex: 0,
+        }
     }
 
     fn base_record() -> OtlpLogRecord {
@@ -123,7 +136,12 @@ mod tests {
             severity_number: 17,
             severity_text: "ERROR".into(),
             body: Some(s("payment failed")),
-            attributes: vec![kv("http.status_code", AnyValue { value: Some(any_value::Value::IntValue(502)) })],
+            attributes: vec![kv(
+                "http.status_code",
+                AnyValue {
+                    value: Some(any_value::Value::IntValue(502)),
+                },
+            )],
             trace_id: vec![1; 16],
             span_id: vec![2; 8],
             flags: 1,
@@ -135,7 +153,10 @@ mod tests {
         let req = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: Some(Resource {
-                    attributes: vec![kv("service.name", s("checkout")), kv("k8s.pod.name", s("checkout-1"))],
+                    attributes: vec![
+                        kv("service.name", s("checkout")),
+                        kv("k8s.pod.name", s("checkout-1")),
+                    ],
                     ..Default::default()
                 }),
                 scope_logs: vec![ScopeLogs {
@@ -170,7 +191,10 @@ mod tests {
                 severity_text: "ERROR".into(),
                 body: "payment failed".into(),
                 attributes: vec![("http.status_code".into(), json!(502))],
-                resource: vec![("service.name".into(), json!("checkout")), ("k8s.pod.name".into(), json!("checkout-1"))],
+                resource: vec![
+                    ("service.name".into(), json!("checkout")),
+                    ("k8s.pod.name".into(), json!("checkout-1"))
+                ],
                 scope_name: "app.logger".into(),
                 scope_version: "1.2".into(),
                 trace_id: vec![1; 16],
@@ -184,14 +208,33 @@ mod tests {
     fn structured_bodies_become_json() {
         let map = AnyValue {
             value: Some(any_value::Value::KvlistValue(KeyValueList {
-                values: vec![kv("msg", s("hi")), kv("n", AnyValue { value: Some(any_value::Value::IntValue(3)) })],
+                values: vec![
+                    kv("msg", s("hi")),
+                    kv(
+                        "n",
+                        AnyValue {
+                            value: Some(any_value::Value::IntValue(3)),
+                        },
+                    ),
+                ],
             })),
         };
-        let int = AnyValue { value: Some(any_value::Value::IntValue(42)) };
+        let int = AnyValue {
+            value: Some(any_value::Value::IntValue(42)),
+        };
         let (out, dropped) = run(vec![
-            OtlpLogRecord { body: Some(map), ..base_record() },
-            OtlpLogRecord { body: Some(int), ..base_record() },
-            OtlpLogRecord { body: None, ..base_record() },
+            OtlpLogRecord {
+                body: Some(map),
+                ..base_record()
+            },
+            OtlpLogRecord {
+                body: Some(int),
+                ..base_record()
+            },
+            OtlpLogRecord {
+                body: None,
+                ..base_record()
+            },
         ]);
         assert!(dropped.is_empty());
         assert_eq!(out[0].body, r#"{"msg":"hi","n":3}"#);
@@ -202,9 +245,19 @@ mod tests {
     #[test]
     fn timestamps_fall_back_to_observed_time() {
         let (out, dropped) = run(vec![
-            OtlpLogRecord { time_unix_nano: 0, ..base_record() },
-            OtlpLogRecord { time_unix_nano: 0, observed_time_unix_nano: 0, ..base_record() },
-            OtlpLogRecord { time_unix_nano: u64::MAX, ..base_record() },
+            OtlpLogRecord {
+                time_unix_nano: 0,
+                ..base_record()
+            },
+            OtlpLogRecord {
+                time_unix_nano: 0,
+                observed_time_unix_nano: 0,
+                ..base_record()
+            },
+            OtlpLogRecord {
+                time_unix_nano: u64::MAX,
+                ..base_record()
+            },
         ]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].timestamp_ns, 1_700_000_000_200_000_000);
@@ -220,30 +273,58 @@ mod tests {
     #[test]
     fn ids_must_have_the_right_length() {
         let (out, dropped) = run(vec![
-            OtlpLogRecord { trace_id: vec![], span_id: vec![], ..base_record() },
-            OtlpLogRecord { trace_id: vec![0; 16], span_id: vec![0; 8], ..base_record() },
-            OtlpLogRecord { trace_id: vec![1; 15], ..base_record() },
-            OtlpLogRecord { span_id: vec![1; 16], ..base_record() },
+            OtlpLogRecord {
+                trace_id: vec![],
+                span_id: vec![],
+                ..base_record()
+            },
+            OtlpLogRecord {
+                trace_id: vec![0; 16],
+                span_id: vec![0; 8],
+                ..base_record()
+            },
+            OtlpLogRecord {
+                trace_id: vec![1; 15],
+                ..base_record()
+            },
+            OtlpLogRecord {
+                span_id: vec![1; 16],
+                ..base_record()
+            },
         ]);
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|r| r.trace_id.is_empty() && r.span_id.is_empty()));
+        assert!(out
+            .iter()
+            .all(|r| r.trace_id.is_empty() && r.span_id.is_empty()));
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].reason, "invalid_span");
         assert_eq!(dropped[0].count, 2);
-        assert_eq!(dropped[0].message, "log record trace_id has 15 bytes, want 16 or none");
+        assert_eq!(
+            dropped[0].message,
+            "log record trace_id has 15 bytes, want 16 or none"
+        );
     }
 
     #[test]
     fn event_name_becomes_an_attribute() {
         let (out, _) = run(vec![
-            OtlpLogRecord { event_name: "browser.click".into(), ..base_record() },
+            OtlpLogRecord {
+                event_name: "browser.click".into(),
+                ..base_record()
+            },
             OtlpLogRecord {
                 event_name: "ignored".into(),
                 attributes: vec![kv("event.name", s("kept"))],
                 ..base_record()
             },
         ]);
-        assert_eq!(out[0].attributes.last().unwrap(), &("event.name".to_string(), json!("browser.click")));
-        assert_eq!(out[1].attributes, vec![("event.name".to_string(), json!("kept"))]);
+        assert_eq!(
+            out[0].attributes.last().unwrap(),
+            &("event.name".to_string(), json!("browser.click"))
+        );
+        assert_eq!(
+            out[1].attributes,
+            vec![("event.name".to_string(), json!("kept"))]
+        );
     }
 }

@@ -34,6 +34,7 @@ use sightline_proto::otlp::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, DataPointFlags,
     ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
 };
+use sightline_store::METRIC_NAME;
 
 use super::attributes::any_value_to_label;
 use super::exponential::{classic_buckets, MAX_SCALE, MIN_SCALE};
@@ -43,31 +44,47 @@ use super::{
     TranslateOptions, Translated, WriteBatch,
 };
 
-use sightline_store::METRIC_NAME;
-
 const NO_RECORDED_VALUE: u32 = DataPointFlags::NoRecordedValueMask as u32;
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 
 pub(super) fn translate(req: ExportMetricsServiceRequest, opts: &TranslateOptions) -> Translated {
-    let mut t = Translator { opts, out: SeriesSet::default(), drops: DropLog::default(), latest: None };
+    let mut t = Translator {
+        opts,
+        out: SeriesSet::default(),
+        drops: DropLog::default(),
+        latest: None,
+    };
     for rm in req.resource_metrics {
         let attrs = rm.resource.map(|r| r.attributes).unwrap_or_default();
         let resource = ResourceLabels::new(&attrs, opts);
         t.latest = None;
         for sm in rm.scope_metrics {
             let scope = sm.scope.unwrap_or_default();
-            let ctx = Context { resource: &resource, scope_name: &scope.name, scope_version: &scope.version };
+            let ctx = Context {
+                resource: &resource,
+                scope_name: &scope.name,
+                scope_version: &scope.version,
+            };
             for metric in sm.metrics {
                 t.metric(&ctx, metric.name, metric.unit, metric.data);
             }
         }
         if let (Some(ts), Some(labels)) = (t.latest, resource.target_info()) {
-            t.out.push(labels, Sample { timestamp_ms: ts, value: 1.0 });
+            t.out.push(
+                labels,
+                Sample {
+                    timestamp_ms: ts,
+                    value: 1.0,
+                },
+            );
         }
     }
-    Translated { batch: WriteBatch::Metrics(t.out.finish()), dropped: t.drops.into_vec() }
+    Translated {
+        batch: WriteBatch::Metrics(t.out.finish()),
+        dropped: t.drops.into_vec(),
+    }
 }
 
 /// Labels derived once per resource.
@@ -83,7 +100,11 @@ impl ResourceLabels {
     fn new(attrs: &[KeyValue], opts: &TranslateOptions) -> Self {
         // the last occurrence of a key wins, as in a map
         let get = |key: &str| {
-            attrs.iter().rev().find(|kv| kv.key == key).map(|kv| any_value_to_label(kv.value.as_ref()))
+            attrs
+                .iter()
+                .rev()
+                .find(|kv| kv.key == key)
+                .map(|kv| any_value_to_label(kv.value.as_ref()))
         };
         let namespace = get(SERVICE_NAMESPACE).filter(|s| !s.is_empty());
         let job = get(SERVICE_NAME).map(|name| match &namespace {
@@ -97,12 +118,15 @@ impl ResourceLabels {
             .filter_map(|key| Some((names::sanitize_label_name(key)?, get(key)?)))
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        let info = merge_attributes(
-            attrs
-                .iter()
-                .filter(|kv| ![SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID].contains(&kv.key.as_str())),
-        );
-        Self { job, instance, promoted, info }
+        let info = merge_attributes(attrs.iter().filter(|kv| {
+            ![SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID].contains(&kv.key.as_str())
+        }));
+        Self {
+            job,
+            instance,
+            promoted,
+            info,
+        }
     }
 
     fn target_info(&self) -> Option<Labels> {
@@ -130,12 +154,15 @@ struct Context<'a> {
 /// Attribute keys sanitized to label names; values of keys that sanitize to the same
 /// name are joined with `;` in the lexicographic order of the original keys.
 fn merge_attributes<'a>(attrs: impl Iterator<Item = &'a KeyValue>) -> BTreeMap<String, String> {
-    let mut sorted: Vec<(&str, String)> =
-        attrs.map(|kv| (kv.key.as_str(), any_value_to_label(kv.value.as_ref()))).collect();
+    let mut sorted: Vec<(&str, String)> = attrs
+        .map(|kv| (kv.key.as_str(), any_value_to_label(kv.value.as_ref())))
+        .collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in sorted {
-        let Some(name) = names::sanitize_label_name(key) else { continue };
+        let Some(name) = names::sanitize_label_name(key) else {
+            continue;
+        };
         if value.is_empty() {
             continue;
         }
@@ -153,7 +180,11 @@ fn merge_attributes<'a>(attrs: impl Iterator<Item = &'a KeyValue>) -> BTreeMap<S
 }
 
 fn to_labels(map: BTreeMap<String, String>) -> Labels {
-    Labels::new(map.into_iter().map(|(name, value)| Label { name, value }).collect())
+    Labels::new(
+        map.into_iter()
+            .map(|(name, value)| Label { name, value })
+            .collect(),
+    )
 }
 
 fn ts_ms(ns: u64) -> Option<i64> {
@@ -180,15 +211,25 @@ impl Translator<'_> {
             return;
         }
         let Some(data) = data else {
-            self.drops.add(reason::INVALID_DATA, 1, || format!("metric {name:?} has no data"));
+            self.drops.add(reason::INVALID_DATA, 1, || {
+                format!("metric {name:?} has no data")
+            });
             return;
         };
         let (kind, temporality) = match &data {
             Data::Gauge(_) => (MetricKind::Gauge, None),
-            Data::Sum(s) if s.is_monotonic => (MetricKind::MonotonicCounter, Some(s.aggregation_temporality)),
-            Data::Sum(s) => (MetricKind::NonMonotonicCounter, Some(s.aggregation_temporality)),
+            Data::Sum(s) if s.is_monotonic => (
+                MetricKind::MonotonicCounter,
+                Some(s.aggregation_temporality),
+            ),
+            Data::Sum(s) => (
+                MetricKind::NonMonotonicCounter,
+                Some(s.aggregation_temporality),
+            ),
             Data::Histogram(h) => (MetricKind::Histogram, Some(h.aggregation_temporality)),
-            Data::ExponentialHistogram(h) => (MetricKind::Histogram, Some(h.aggregation_temporality)),
+            Data::ExponentialHistogram(h) => {
+                (MetricKind::Histogram, Some(h.aggregation_temporality))
+            }
             Data::Summary(_) => (MetricKind::Summary, None),
         };
         match temporality {
@@ -216,13 +257,26 @@ impl Translator<'_> {
             return;
         };
         match data {
-            Data::Gauge(g) => g.data_points.into_iter().for_each(|p| self.number_point(ctx, &prom, p)),
-            Data::Sum(s) => s.data_points.into_iter().for_each(|p| self.number_point(ctx, &prom, p)),
-            Data::Histogram(h) => h.data_points.into_iter().for_each(|p| self.histogram_point(ctx, &prom, p)),
-            Data::ExponentialHistogram(h) => {
-                h.data_points.into_iter().for_each(|p| self.exponential_point(ctx, &prom, p))
-            }
-            Data::Summary(s) => s.data_points.into_iter().for_each(|p| self.summary_point(ctx, &prom, p)),
+            Data::Gauge(g) => g
+                .data_points
+                .into_iter()
+                .for_each(|p| self.number_point(ctx, &prom, p)),
+            Data::Sum(s) => s
+                .data_points
+                .into_iter()
+                .for_each(|p| self.number_point(ctx, &prom, p)),
+            Data::Histogram(h) => h
+                .data_points
+                .into_iter()
+                .for_each(|p| self.histogram_point(ctx, &prom, p)),
+            Data::ExponentialHistogram(h) => h
+                .data_points
+                .into_iter()
+                .for_each(|p| self.exponential_point(ctx, &prom, p)),
+            Data::Summary(s) => s
+                .data_points
+                .into_iter()
+                .for_each(|p| self.summary_point(ctx, &prom, p)),
         }
     }
 
@@ -272,7 +326,13 @@ impl Translator<'_> {
             });
             return;
         }
-        self.out.push(labels, Sample { timestamp_ms: ts, value });
+        self.out.push(
+            labels,
+            Sample {
+                timestamp_ms: ts,
+                value,
+            },
+        );
         self.latest = Some(self.latest.map_or(ts, |l| l.max(ts)));
     }
 
@@ -287,11 +347,15 @@ impl Translator<'_> {
     }
 
     fn invalid(&mut self, metric: &str, what: impl FnOnce() -> String) {
-        self.drops.add(reason::INVALID_DATA, 1, || format!("data point of metric {metric:?}: {}", what()));
+        self.drops.add(reason::INVALID_DATA, 1, || {
+            format!("data point of metric {metric:?}: {}", what())
+        });
     }
 
     fn number_point(&mut self, ctx: &Context<'_>, name: &str, p: NumberDataPoint) {
-        let Some(ts) = self.timestamp(name, p.time_unix_nano) else { return };
+        let Some(ts) = self.timestamp(name, p.time_unix_nano) else {
+            return;
+        };
         let value = if p.flags & NO_RECORDED_VALUE != 0 {
             stale_nan()
         } else {
@@ -306,22 +370,32 @@ impl Translator<'_> {
     }
 
     fn histogram_point(&mut self, ctx: &Context<'_>, name: &str, p: HistogramDataPoint) {
-        let Some(ts) = self.timestamp(name, p.time_unix_nano) else { return };
+        let Some(ts) = self.timestamp(name, p.time_unix_nano) else {
+            return;
+        };
         let stale = p.flags & NO_RECORDED_VALUE != 0;
         let bounds = &p.explicit_bounds;
         let counts = &p.bucket_counts;
         if !stale {
             if bounds.iter().any(|b| b.is_nan()) || bounds.windows(2).any(|w| w[0] >= w[1]) {
-                return self.invalid(name, || format!("explicit bounds {bounds:?} are not strictly increasing"));
+                return self.invalid(name, || {
+                    format!("explicit bounds {bounds:?} are not strictly increasing")
+                });
             }
             if !counts.is_empty() && counts.len() != bounds.len() + 1 {
                 return self.invalid(name, || {
-                    format!("{} bucket counts for {} explicit bounds", counts.len(), bounds.len())
+                    format!(
+                        "{} bucket counts for {} explicit bounds",
+                        counts.len(),
+                        bounds.len()
+                    )
                 });
             }
             let total = counts.iter().fold(0u64, |a, c| a.saturating_add(*c));
             if total > p.count {
-                return self.invalid(name, || format!("bucket counts add up to {total}, above count {}", p.count));
+                return self.invalid(name, || {
+                    format!("bucket counts add up to {total}, above count {}", p.count)
+                });
             }
         }
         let v = |x: f64| if stale { stale_nan() } else { x };
@@ -335,25 +409,55 @@ impl Translator<'_> {
             let mut cumulative = 0u64;
             for (i, bound) in bounds.iter().enumerate() {
                 cumulative = cumulative.saturating_add(counts.get(i).copied().unwrap_or(0));
-                self.emit(&base, &bucket, Some(("le", format_float(*bound))), ts, v(cumulative as f64));
+                self.emit(
+                    &base,
+                    &bucket,
+                    Some(("le", format_float(*bound))),
+                    ts,
+                    v(cumulative as f64),
+                );
             }
         }
-        self.emit(&base, &bucket, Some(("le", "+Inf".into())), ts, v(p.count as f64));
+        self.emit(
+            &base,
+            &bucket,
+            Some(("le", "+Inf".into())),
+            ts,
+            v(p.count as f64),
+        );
     }
 
-    fn exponential_point(&mut self, ctx: &Context<'_>, name: &str, p: ExponentialHistogramDataPoint) {
-        let Some(ts) = self.timestamp(name, p.time_unix_nano) else { return };
+    fn exponential_point(
+        &mut self,
+        ctx: &Context<'_>,
+        name: &str,
+        p: ExponentialHistogramDataPoint,
+    ) {
+        let Some(ts) = self.timestamp(name, p.time_unix_nano) else {
+            return;
+        };
         let stale = p.flags & NO_RECORDED_VALUE != 0;
         if !(MIN_SCALE..=MAX_SCALE).contains(&p.scale) {
-            return self.invalid(name, || format!("scale {} outside [{MIN_SCALE}, {MAX_SCALE}]", p.scale));
+            return self.invalid(name, || {
+                format!("scale {} outside [{MIN_SCALE}, {MAX_SCALE}]", p.scale)
+            });
         }
         if p.zero_threshold.is_nan() || p.zero_threshold < 0.0 {
-            return self.invalid(name, || format!("zero threshold {} is negative or NaN", p.zero_threshold));
+            return self.invalid(name, || {
+                format!("zero threshold {} is negative or NaN", p.zero_threshold)
+            });
         }
-        let (buckets, total) =
-            classic_buckets(p.scale, p.zero_threshold, p.zero_count, p.positive.as_ref(), p.negative.as_ref());
+        let (buckets, total) = classic_buckets(
+            p.scale,
+            p.zero_threshold,
+            p.zero_count,
+            p.positive.as_ref(),
+            p.negative.as_ref(),
+        );
         if !stale && total > p.count {
-            return self.invalid(name, || format!("bucket counts add up to {total}, above count {}", p.count));
+            return self.invalid(name, || {
+                format!("bucket counts add up to {total}, above count {}", p.count)
+            });
         }
         let v = |x: f64| if stale { stale_nan() } else { x };
         let base = self.base_labels(ctx, &p.attributes);
@@ -363,22 +467,46 @@ impl Translator<'_> {
         self.emit(&base, &format!("{name}_count"), None, ts, v(p.count as f64));
         let bucket = format!("{name}_bucket");
         for (le, cumulative) in buckets {
-            self.emit(&base, &bucket, Some(("le", format_float(le))), ts, v(cumulative as f64));
+            self.emit(
+                &base,
+                &bucket,
+                Some(("le", format_float(le))),
+                ts,
+                v(cumulative as f64),
+            );
         }
-        self.emit(&base, &bucket, Some(("le", "+Inf".into())), ts, v(p.count as f64));
+        self.emit(
+            &base,
+            &bucket,
+            Some(("le", "+Inf".into())),
+            ts,
+            v(p.count as f64),
+        );
     }
 
     fn summary_point(&mut self, ctx: &Context<'_>, name: &str, p: SummaryDataPoint) {
-        let Some(ts) = self.timestamp(name, p.time_unix_nano) else { return };
+        let Some(ts) = self.timestamp(name, p.time_unix_nano) else {
+            return;
+        };
         let stale = p.flags & NO_RECORDED_VALUE != 0;
-        if let Some(q) = p.quantile_values.iter().find(|q| !(0.0..=1.0).contains(&q.quantile)) {
+        if let Some(q) = p
+            .quantile_values
+            .iter()
+            .find(|q| !(0.0..=1.0).contains(&q.quantile))
+        {
             let q = q.quantile;
             return self.invalid(name, || format!("quantile {q} outside [0, 1]"));
         }
         let v = |x: f64| if stale { stale_nan() } else { x };
         let base = self.base_labels(ctx, &p.attributes);
         for q in &p.quantile_values {
-            self.emit(&base, name, Some(("quantile", format_float(q.quantile))), ts, v(q.value));
+            self.emit(
+                &base,
+                name,
+                Some(("quantile", format_float(q.quantile))),
+                ts,
+                v(q.value),
+            );
         }
         self.emit(&base, &format!("{name}_sum"), None, ts, v(p.sum));
         self.emit(&base, &format!("{name}_count"), None, ts, v(p.count as f64));

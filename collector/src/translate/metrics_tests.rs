@@ -14,7 +14,13 @@ const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;
 const DELTA: i32 = AggregationTemporality::Delta as i32;
 
 fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }), key_strindex: 0 }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        key_strindex: 0,
+    }
 }
 
 fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
@@ -22,7 +28,12 @@ fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> Metric {
-    Metric { name: name.into(), unit: unit.into(), data: Some(data), ..Default::default() }
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 fn num(a: &[(&str, &str)], t: u64, v: f64) -> NumberDataPoint {
@@ -35,18 +46,31 @@ fn num(a: &[(&str, &str)], t: u64, v: f64) -> NumberDataPoint {
 }
 
 fn gauge(points: Vec<NumberDataPoint>) -> Data {
-    Data::Gauge(Gauge { data_points: points })
+    Data::Gauge(Gauge {
+        data_points: points,
+    })
 }
 
 fn sum(monotonic: bool, temporality: i32, points: Vec<NumberDataPoint>) -> Data {
-    Data::Sum(Sum { data_points: points, aggregation_temporality: temporality, is_monotonic: monotonic })
+    Data::Sum(Sum {
+        data_points: points,
+        aggregation_temporality: temporality,
+        is_monotonic: monotonic,
+    })
 }
 
 fn resource_metrics(resource: &[(&str, &str)], metrics: Vec<Metric>) -> ResourceMetrics {
     ResourceMetrics {
-        resource: Some(Resource { attributes: attrs(resource), ..Default::default() }),
+        resource: Some(Resource {
+            attributes: attrs(resource),
+            ..Default::default()
+        }),
         scope_metrics: vec![ScopeMetrics {
-            scope: Some(InstrumentationScope { name: "io.app".into(), version: "1.0".into(), ..Default::default() }),
+            scope: Some(InstrumentationScope {
+                name: "io.app".into(),
+                version: "1.0".into(),
+                ..Default::default()
+            }),
             metrics,
             schema_url: String::new(),
         }],
@@ -54,10 +78,18 @@ fn resource_metrics(resource: &[(&str, &str)], metrics: Vec<Metric>) -> Resource
     }
 }
 
-const SVC: &[(&str, &str)] = &[("service.name", "checkout"), ("service.instance.id", "pod-1")];
+const SVC: &[(&str, &str)] = &[
+    ("service.name", "checkout"),
+    ("service.instance.id", "pod-1"),
+];
 
 fn run_with(rms: Vec<ResourceMetrics>, opts: &TranslateOptions) -> (Vec<Series>, Vec<Dropped>) {
-    let t = translate(ExportMetricsServiceRequest { resource_metrics: rms }, opts);
+    let t = translate(
+        ExportMetricsServiceRequest {
+            resource_metrics: rms,
+        },
+        opts,
+    );
     match t.batch {
         WriteBatch::Metrics(s) => (s, t.dropped),
         other => panic!("unexpected batch {other:?}"),
@@ -65,7 +97,10 @@ fn run_with(rms: Vec<ResourceMetrics>, opts: &TranslateOptions) -> (Vec<Series>,
 }
 
 fn run(metrics: Vec<Metric>) -> (Vec<Series>, Vec<Dropped>) {
-    run_with(vec![resource_metrics(SVC, metrics)], &TranslateOptions::default())
+    run_with(
+        vec![resource_metrics(SVC, metrics)],
+        &TranslateOptions::default(),
+    )
 }
 
 /// Labels every series of [`run`] carries besides its own.
@@ -81,9 +116,15 @@ fn with_common<'a>(pairs: &[(&'a str, &'a str)]) -> Labels {
 }
 
 fn find<'a>(series: &'a [Series], labels: &Labels) -> &'a Series {
-    series.iter().find(|s| &s.labels == labels).unwrap_or_else(|| {
-        panic!("no series {labels:?} among {:#?}", series.iter().map(|s| &s.labels).collect::<Vec<_>>())
-    })
+    series
+        .iter()
+        .find(|s| &s.labels == labels)
+        .unwrap_or_else(|| {
+            panic!(
+                "no series {labels:?} among {:#?}",
+                series.iter().map(|s| &s.labels).collect::<Vec<_>>()
+            )
+        })
 }
 
 fn value(series: &[Series], pairs: &[(&str, &str)]) -> f64 {
@@ -98,7 +139,10 @@ fn reasons(dropped: &[Dropped]) -> Vec<(&'static str, u64)> {
 }
 
 fn names(series: &[Series]) -> Vec<&str> {
-    let mut v: Vec<&str> = series.iter().filter_map(|s| s.labels.metric_name()).collect();
+    let mut v: Vec<&str> = series
+        .iter()
+        .filter_map(|s| s.labels.metric_name())
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -113,8 +157,19 @@ fn gauge_with_resource_scope_promoted_attributes_and_target_info() {
         ("k8s.pod.name", "checkout-abc"),
         ("host.arch", "amd64"),
     ];
-    let m = metric("process.runtime.memory", "By", gauge(vec![num(&[("pool.name", "heap"), ("1st", "yes")], T, 1024.0)]));
-    let (series, dropped) = run_with(vec![resource_metrics(&resource, vec![m])], &TranslateOptions::default());
+    let m = metric(
+        "process.runtime.memory",
+        "By",
+        gauge(vec![num(
+            &[("pool.name", "heap"), ("1st", "yes")],
+            T,
+            1024.0,
+        )]),
+    );
+    let (series, dropped) = run_with(
+        vec![resource_metrics(&resource, vec![m])],
+        &TranslateOptions::default(),
+    );
     assert!(dropped.is_empty(), "{dropped:?}");
     assert_eq!(series.len(), 2);
     let g = find(
@@ -131,7 +186,13 @@ fn gauge_with_resource_scope_promoted_attributes_and_target_info() {
             ("key_1st", "yes"),
         ]),
     );
-    assert_eq!(g.samples, vec![Sample { timestamp_ms: T_MS, value: 1024.0 }]);
+    assert_eq!(
+        g.samples,
+        vec![Sample {
+            timestamp_ms: T_MS,
+            value: 1024.0
+        }]
+    );
     let info = find(
         &series,
         &Labels::from_pairs([
@@ -142,7 +203,13 @@ fn gauge_with_resource_scope_promoted_attributes_and_target_info() {
             ("host_arch", "amd64"),
         ]),
     );
-    assert_eq!(info.samples, vec![Sample { timestamp_ms: T_MS, value: 1.0 }]);
+    assert_eq!(
+        info.samples,
+        vec![Sample {
+            timestamp_ms: T_MS,
+            value: 1.0
+        }]
+    );
 }
 
 #[test]
@@ -153,21 +220,53 @@ fn sums_become_counters_or_gauges() {
         ..Default::default()
     };
     let (series, dropped) = run(vec![
-        metric("http.server.requests", "{request}", sum(true, CUMULATIVE, vec![int_point])),
-        metric("queue.size", "{item}", sum(false, CUMULATIVE, vec![num(&[], T, -3.0)])),
-        metric("process.cpu.time", "s", sum(true, CUMULATIVE, vec![num(&[("state", "user")], T, 12.5)])),
+        metric(
+            "http.server.requests",
+            "{request}",
+            sum(true, CUMULATIVE, vec![int_point]),
+        ),
+        metric(
+            "queue.size",
+            "{item}",
+            sum(false, CUMULATIVE, vec![num(&[], T, -3.0)]),
+        ),
+        metric(
+            "process.cpu.time",
+            "s",
+            sum(true, CUMULATIVE, vec![num(&[("state", "user")], T, 12.5)]),
+        ),
         metric("cpu.utilization", "1", gauge(vec![num(&[], T, 0.25)])),
     ]);
     assert!(dropped.is_empty(), "{dropped:?}");
-    assert_eq!(value(&series, &[("__name__", "http_server_requests_total")]), 42.0);
+    assert_eq!(
+        value(&series, &[("__name__", "http_server_requests_total")]),
+        42.0
+    );
     assert_eq!(value(&series, &[("__name__", "queue_size")]), -3.0);
-    assert_eq!(value(&series, &[("__name__", "process_cpu_time_seconds_total"), ("state", "user")]), 12.5);
-    assert_eq!(value(&series, &[("__name__", "cpu_utilization_ratio")]), 0.25);
+    assert_eq!(
+        value(
+            &series,
+            &[
+                ("__name__", "process_cpu_time_seconds_total"),
+                ("state", "user")
+            ]
+        ),
+        12.5
+    );
+    assert_eq!(
+        value(&series, &[("__name__", "cpu_utilization_ratio")]),
+        0.25
+    );
     // the resource has only identifying attributes: no target_info
     assert_eq!(series.len(), 4);
 }
 
-fn histogram_point(bounds: &[f64], counts: &[u64], count: u64, sum: Option<f64>) -> HistogramDataPoint {
+fn histogram_point(
+    bounds: &[f64],
+    counts: &[u64],
+    count: u64,
+    sum: Option<f64>,
+) -> HistogramDataPoint {
     HistogramDataPoint {
         attributes: attrs(&[("http.route", "/cart")]),
         time_unix_nano: T,
@@ -180,22 +279,45 @@ fn histogram_point(bounds: &[f64], counts: &[u64], count: u64, sum: Option<f64>)
 }
 
 fn histogram(points: Vec<HistogramDataPoint>) -> Data {
-    Data::Histogram(Histogram { data_points: points, aggregation_temporality: CUMULATIVE })
+    Data::Histogram(Histogram {
+        data_points: points,
+        aggregation_temporality: CUMULATIVE,
+    })
 }
 
 #[test]
 fn histogram_becomes_cumulative_buckets_sum_and_count() {
     let p = histogram_point(&[0.005, 0.5, 1.0, 2.5], &[1, 2, 3, 4, 5], 15, Some(12.5));
-    let (series, dropped) = run(vec![metric("http.server.request.duration", "s", histogram(vec![p]))]);
+    let (series, dropped) = run(vec![metric(
+        "http.server.request.duration",
+        "s",
+        histogram(vec![p]),
+    )]);
     assert!(dropped.is_empty(), "{dropped:?}");
     let name = "http_server_request_duration_seconds";
     let bucket = format!("{name}_bucket");
     let route = ("http_route", "/cart");
-    for (le, want) in [("0.005", 1.0), ("0.5", 3.0), ("1", 6.0), ("2.5", 10.0), ("+Inf", 15.0)] {
-        assert_eq!(value(&series, &[("__name__", &bucket), route, ("le", le)]), want, "le={le}");
+    for (le, want) in [
+        ("0.005", 1.0),
+        ("0.5", 3.0),
+        ("1", 6.0),
+        ("2.5", 10.0),
+        ("+Inf", 15.0),
+    ] {
+        assert_eq!(
+            value(&series, &[("__name__", &bucket), route, ("le", le)]),
+            want,
+            "le={le}"
+        );
     }
-    assert_eq!(value(&series, &[("__name__", &format!("{name}_sum")), route]), 12.5);
-    assert_eq!(value(&series, &[("__name__", &format!("{name}_count")), route]), 15.0);
+    assert_eq!(
+        value(&series, &[("__name__", &format!("{name}_sum")), route]),
+        12.5
+    );
+    assert_eq!(
+        value(&series, &[("__name__", &format!("{name}_count")), route]),
+        15.0
+    );
     assert_eq!(series.len(), 7);
 }
 
@@ -205,7 +327,17 @@ fn histogram_without_sum_or_buckets() {
     let (series, dropped) = run(vec![metric("jobs", "", histogram(vec![p]))]);
     assert!(dropped.is_empty());
     assert_eq!(names(&series), vec!["jobs_bucket", "jobs_count"]);
-    assert_eq!(value(&series, &[("__name__", "jobs_bucket"), ("http_route", "/cart"), ("le", "+Inf")]), 4.0);
+    assert_eq!(
+        value(
+            &series,
+            &[
+                ("__name__", "jobs_bucket"),
+                ("http_route", "/cart"),
+                ("le", "+Inf")
+            ]
+        ),
+        4.0
+    );
 }
 
 #[test]
@@ -229,35 +361,70 @@ fn invalid_histograms_are_dropped() {
     assert_eq!(names(&series), vec!["h_bucket", "h_count", "h_sum"]);
 }
 
-fn exp_point(scale: i32, zero: u64, pos: (i32, &[u64]), neg: (i32, &[u64]), count: u64) -> ExponentialHistogramDataPoint {
+fn exp_point(
+    scale: i32,
+    zero: u64,
+    pos: (i32, &[u64]),
+    neg: (i32, &[u64]),
+    count: u64,
+) -> ExponentialHistogramDataPoint {
     ExponentialHistogramDataPoint {
         time_unix_nano: T,
         count,
         sum: Some(3.0),
         scale,
         zero_count: zero,
-        positive: Some(Buckets { offset: pos.0, bucket_counts: pos.1.to_vec() }),
-        negative: Some(Buckets { offset: neg.0, bucket_counts: neg.1.to_vec() }),
+        positive: Some(Buckets {
+            offset: pos.0,
+            bucket_counts: pos.1.to_vec(),
+        }),
+        negative: Some(Buckets {
+            offset: neg.0,
+            bucket_counts: neg.1.to_vec(),
+        }),
         ..Default::default()
     }
 }
 
 fn exponential(points: Vec<ExponentialHistogramDataPoint>, temporality: i32) -> Data {
-    Data::ExponentialHistogram(ExponentialHistogram { data_points: points, aggregation_temporality: temporality })
+    Data::ExponentialHistogram(ExponentialHistogram {
+        data_points: points,
+        aggregation_temporality: temporality,
+    })
 }
 
 #[test]
 fn exponential_histogram_becomes_classic_buckets() {
     // scale 0 (base 2): negative bucket 1 holds [-4, -2), zero bucket, positive (1,2], (2,4]
     let p = exp_point(0, 1, (0, &[2, 3]), (1, &[4]), 10);
-    let (series, dropped) = run(vec![metric("latency", "ms", exponential(vec![p], CUMULATIVE))]);
+    let (series, dropped) = run(vec![metric(
+        "latency",
+        "ms",
+        exponential(vec![p], CUMULATIVE),
+    )]);
     assert!(dropped.is_empty(), "{dropped:?}");
     let bucket = "latency_milliseconds_bucket";
-    for (le, want) in [("-2", 4.0), ("0", 5.0), ("2", 7.0), ("4", 10.0), ("+Inf", 10.0)] {
-        assert_eq!(value(&series, &[("__name__", bucket), ("le", le)]), want, "le={le}");
+    for (le, want) in [
+        ("-2", 4.0),
+        ("0", 5.0),
+        ("2", 7.0),
+        ("4", 10.0),
+        ("+Inf", 10.0),
+    ] {
+        assert_eq!(
+            value(&series, &[("__name__", bucket), ("le", le)]),
+            want,
+            "le={le}"
+        );
     }
-    assert_eq!(value(&series, &[("__name__", "latency_milliseconds_sum")]), 3.0);
-    assert_eq!(value(&series, &[("__name__", "latency_milliseconds_count")]), 10.0);
+    assert_eq!(
+        value(&series, &[("__name__", "latency_milliseconds_sum")]),
+        3.0
+    );
+    assert_eq!(
+        value(&series, &[("__name__", "latency_milliseconds_count")]),
+        10.0
+    );
     assert_eq!(series.len(), 7);
 }
 
@@ -268,8 +435,17 @@ fn exponential_histogram_at_positive_scale() {
     p.zero_threshold = 0.5;
     let (series, dropped) = run(vec![metric("size", "By", exponential(vec![p], CUMULATIVE))]);
     assert!(dropped.is_empty(), "{dropped:?}");
-    for (le, want) in [("0.5", 0.0), ("2", 1.0), ("2.8284271247461903", 2.0), ("+Inf", 2.0)] {
-        assert_eq!(value(&series, &[("__name__", "size_bytes_bucket"), ("le", le)]), want, "le={le}");
+    for (le, want) in [
+        ("0.5", 0.0),
+        ("2", 1.0),
+        ("2.8284271247461903", 2.0),
+        ("+Inf", 2.0),
+    ] {
+        assert_eq!(
+            value(&series, &[("__name__", "size_bytes_bucket"), ("le", le)]),
+            want,
+            "le={le}"
+        );
     }
 }
 
@@ -283,13 +459,19 @@ fn invalid_exponential_histograms_are_dropped() {
                 exp_point(21, 0, (0, &[1]), (0, &[]), 1),
                 exp_point(-11, 0, (0, &[1]), (0, &[]), 1),
                 exp_point(0, 5, (0, &[1]), (0, &[]), 1),
-                ExponentialHistogramDataPoint { zero_threshold: -1.0, ..exp_point(0, 0, (0, &[1]), (0, &[]), 1) },
+                ExponentialHistogramDataPoint {
+                    zero_threshold: -1.0,
+                    ..exp_point(0, 0, (0, &[1]), (0, &[]), 1)
+                },
             ],
             CUMULATIVE,
         ),
     )]);
     assert_eq!(reasons(&dropped), vec![("invalid_data", 4)]);
-    assert_eq!(dropped[0].message, r#"data point of metric "e": scale 21 outside [-10, 20]"#);
+    assert_eq!(
+        dropped[0].message,
+        r#"data point of metric "e": scale 21 outside [-10, 20]"#
+    );
     assert!(series.is_empty());
 }
 
@@ -300,79 +482,176 @@ fn summary_becomes_quantiles_sum_and_count() {
         count: 20,
         sum: 100.0,
         quantile_values: vec![
-            ValueAtQuantile { quantile: 0.5, value: 1.5 },
-            ValueAtQuantile { quantile: 0.99, value: 9.0 },
-            ValueAtQuantile { quantile: 1.0, value: 12.0 },
+            ValueAtQuantile {
+                quantile: 0.5,
+                value: 1.5,
+            },
+            ValueAtQuantile {
+                quantile: 0.99,
+                value: 9.0,
+            },
+            ValueAtQuantile {
+                quantile: 1.0,
+                value: 12.0,
+            },
         ],
         ..Default::default()
     };
     let bad = SummaryDataPoint {
-        quantile_values: vec![ValueAtQuantile { quantile: 1.5, value: 1.0 }],
+        quantile_values: vec![ValueAtQuantile {
+            quantile: 1.5,
+            value: 1.0,
+        }],
         ..p.clone()
     };
-    let (series, dropped) = run(vec![metric("rpc.duration", "ms", Data::Summary(Summary { data_points: vec![p, bad] }))]);
+    let (series, dropped) = run(vec![metric(
+        "rpc.duration",
+        "ms",
+        Data::Summary(Summary {
+            data_points: vec![p, bad],
+        }),
+    )]);
     assert_eq!(reasons(&dropped), vec![("invalid_data", 1)]);
     let name = "rpc_duration_milliseconds";
-    assert_eq!(value(&series, &[("__name__", name), ("quantile", "0.5")]), 1.5);
-    assert_eq!(value(&series, &[("__name__", name), ("quantile", "0.99")]), 9.0);
-    assert_eq!(value(&series, &[("__name__", name), ("quantile", "1")]), 12.0);
-    assert_eq!(value(&series, &[("__name__", "rpc_duration_milliseconds_sum")]), 100.0);
-    assert_eq!(value(&series, &[("__name__", "rpc_duration_milliseconds_count")]), 20.0);
+    assert_eq!(
+        value(&series, &[("__name__", name), ("quantile", "0.5")]),
+        1.5
+    );
+    assert_eq!(
+        value(&series, &[("__name__", name), ("quantile", "0.99")]),
+        9.0
+    );
+    assert_eq!(
+        value(&series, &[("__name__", name), ("quantile", "1")]),
+        12.0
+    );
+    assert_eq!(
+        value(&series, &[("__name__", "rpc_duration_milliseconds_sum")]),
+        100.0
+    );
+    assert_eq!(
+        value(&series, &[("__name__", "rpc_duration_milliseconds_count")]),
+        20.0
+    );
 }
 
 #[test]
 fn delta_and_unspecified_temporality_are_dropped() {
     let (series, dropped) = run(vec![
-        metric("d.sum", "", sum(true, DELTA, vec![num(&[], T, 1.0), num(&[], T, 2.0)])),
+        metric(
+            "d.sum",
+            "",
+            sum(true, DELTA, vec![num(&[], T, 1.0), num(&[], T, 2.0)]),
+        ),
         metric("d.updown", "", sum(false, DELTA, vec![num(&[], T, 1.0)])),
-        metric("d.hist", "", Data::Histogram(Histogram { data_points: vec![histogram_point(&[], &[], 1, None)], aggregation_temporality: DELTA })),
-        metric("d.exp", "", exponential(vec![exp_point(0, 1, (0, &[]), (0, &[]), 1)], DELTA)),
+        metric(
+            "d.hist",
+            "",
+            Data::Histogram(Histogram {
+                data_points: vec![histogram_point(&[], &[], 1, None)],
+                aggregation_temporality: DELTA,
+            }),
+        ),
+        metric(
+            "d.exp",
+            "",
+            exponential(vec![exp_point(0, 1, (0, &[]), (0, &[]), 1)], DELTA),
+        ),
         metric("u.sum", "", sum(true, 0, vec![num(&[], T, 1.0)])),
         metric("ok", "", gauge(vec![num(&[], T, 1.0)])),
     ]);
-    assert_eq!(reasons(&dropped), vec![("delta_temporality", 5), ("invalid_data", 1)]);
-    assert!(dropped[0].message.starts_with(r#"metric "d.sum" has delta temporality"#), "{}", dropped[0].message);
-    assert_eq!(dropped[1].message, r#"metric "u.sum" has aggregation temporality 0, not cumulative"#);
+    assert_eq!(
+        reasons(&dropped),
+        vec![("delta_temporality", 5), ("invalid_data", 1)]
+    );
+    assert!(
+        dropped[0]
+            .message
+            .starts_with(r#"metric "d.sum" has delta temporality"#),
+        "{}",
+        dropped[0].message
+    );
+    assert_eq!(
+        dropped[1].message,
+        r#"metric "u.sum" has aggregation temporality 0, not cumulative"#
+    );
     assert_eq!(names(&series), vec!["ok"]);
 }
 
 #[test]
 fn no_recorded_value_becomes_the_stale_marker() {
     let flag = NO_RECORDED_VALUE;
-    let g = NumberDataPoint { flags: flag, value: None, ..num(&[], T, 0.0) };
-    let h = HistogramDataPoint { flags: flag, ..histogram_point(&[1.0, 2.0], &[], 0, Some(0.0)) };
-    let e = ExponentialHistogramDataPoint { flags: flag, ..exp_point(0, 0, (0, &[1]), (0, &[]), 1) };
+    let g = NumberDataPoint {
+        flags: flag,
+        value: None,
+        ..num(&[], T, 0.0)
+    };
+    let h = HistogramDataPoint {
+        flags: flag,
+        ..histogram_point(&[1.0, 2.0], &[], 0, Some(0.0))
+    };
+    let e = ExponentialHistogramDataPoint {
+        flags: flag,
+        ..exp_point(0, 0, (0, &[1]), (0, &[]), 1)
+    };
     let s = SummaryDataPoint {
         flags: flag,
         time_unix_nano: T,
-        quantile_values: vec![ValueAtQuantile { quantile: 0.5, value: 1.0 }],
+        quantile_values: vec![ValueAtQuantile {
+            quantile: 0.5,
+            value: 1.0,
+        }],
         ..Default::default()
     };
     let (series, dropped) = run(vec![
         metric("g", "", gauge(vec![g])),
         metric("h", "", histogram(vec![h])),
         metric("e", "", exponential(vec![e], CUMULATIVE)),
-        metric("s", "", Data::Summary(Summary { data_points: vec![s] })),
+        metric(
+            "s",
+            "",
+            Data::Summary(Summary {
+                data_points: vec![s],
+            }),
+        ),
     ]);
     assert!(dropped.is_empty(), "{dropped:?}");
     // g; h: sum, count, le 1, 2, +Inf; e: sum, count, le 0, 2, +Inf; s: quantile, sum, count
     assert_eq!(series.len(), 1 + 5 + 5 + 3);
     for s in &series {
         assert_eq!(s.samples.len(), 1);
-        assert!(is_stale_nan(s.samples[0].value), "{:?} = {}", s.labels, s.samples[0].value);
+        assert!(
+            is_stale_nan(s.samples[0].value),
+            "{:?} = {}",
+            s.labels,
+            s.samples[0].value
+        );
     }
 }
 
 #[test]
 fn zero_timestamps_and_missing_values_are_dropped_alone() {
-    let no_value = NumberDataPoint { value: None, ..num(&[("k", "b")], T, 0.0) };
+    let no_value = NumberDataPoint {
+        value: None,
+        ..num(&[("k", "b")], T, 0.0)
+    };
     let (series, dropped) = run(vec![metric(
         "g",
         "",
-        gauge(vec![num(&[("k", "a")], 0, 1.0), no_value, num(&[("k", "c")], T, 3.0)]),
+        gauge(vec![
+            num(&[("k", "a")], 0, 1.0),
+            no_value,
+            num(&[("k", "c")], T, 3.0),
+        ]),
     )]);
-    assert_eq!(reasons(&dropped), vec![("invalid_timestamp", 1), ("invalid_data", 1)]);
-    assert_eq!(dropped[0].message, r#"data point of metric "g" has timestamp 0"#);
+    assert_eq!(
+        reasons(&dropped),
+        vec![("invalid_timestamp", 1), ("invalid_data", 1)]
+    );
+    assert_eq!(
+        dropped[0].message,
+        r#"data point of metric "g" has timestamp 0"#
+    );
     assert_eq!(dropped[1].message, r#"data point of metric "g": no value"#);
     assert_eq!(series.len(), 1);
     assert_eq!(value(&series, &[("__name__", "g"), ("k", "c")]), 3.0);
@@ -382,19 +661,43 @@ fn zero_timestamps_and_missing_values_are_dropped_alone() {
 fn non_finite_values_follow_the_policy() {
     let metrics = || {
         vec![
-            metric("g", "", gauge(vec![num(&[("k", "nan")], T, f64::NAN), num(&[("k", "inf")], T, f64::INFINITY), num(&[("k", "ok")], T, 1.0)])),
-            metric("h", "", histogram(vec![histogram_point(&[1.0], &[1, 0], 1, Some(f64::NAN))])),
+            metric(
+                "g",
+                "",
+                gauge(vec![
+                    num(&[("k", "nan")], T, f64::NAN),
+                    num(&[("k", "inf")], T, f64::INFINITY),
+                    num(&[("k", "ok")], T, 1.0),
+                ]),
+            ),
+            metric(
+                "h",
+                "",
+                histogram(vec![histogram_point(&[1.0], &[1, 0], 1, Some(f64::NAN))]),
+            ),
         ]
     };
     let (series, dropped) = run(metrics());
     assert_eq!(reasons(&dropped), vec![("non_finite_value", 3)]);
-    assert!(dropped[0].message.starts_with(r#"non-finite value NaN in series {__name__="g", "#), "{}", dropped[0].message);
+    assert!(
+        dropped[0]
+            .message
+            .starts_with(r#"non-finite value NaN in series {__name__="g", "#),
+        "{}",
+        dropped[0].message
+    );
     assert_eq!(names(&series), vec!["g", "h_bucket", "h_count"]);
-    let accept = TranslateOptions { non_finite: NonFinitePolicy::Accept, ..Default::default() };
+    let accept = TranslateOptions {
+        non_finite: NonFinitePolicy::Accept,
+        ..Default::default()
+    };
     let (series, dropped) = run_with(vec![resource_metrics(SVC, metrics())], &accept);
     assert!(dropped.is_empty());
     assert!(value(&series, &[("__name__", "g"), ("k", "nan")]).is_nan());
-    assert_eq!(value(&series, &[("__name__", "g"), ("k", "inf")]), f64::INFINITY);
+    assert_eq!(
+        value(&series, &[("__name__", "g"), ("k", "inf")]),
+        f64::INFINITY
+    );
     assert!(value(&series, &[("__name__", "h_sum"), ("http_route", "/cart")]).is_nan());
 }
 
@@ -403,129 +706,31 @@ fn bad_metric_names_and_missing_data() {
     let (series, dropped) = run(vec![
         metric("", "", gauge(vec![num(&[], T, 1.0), num(&[], T, 2.0)])),
         metric("...", "s", gauge(vec![num(&[], T, 1.0)])),
-        Metric { name: "nodata".into(), ..Default::default() },
+        Metric {
+            name: "nodata".into(),
+            ..Default::default()
+        },
         metric("ok", "", gauge(vec![num(&[], T, 1.0)])),
     ]);
     assert_eq!(
         reasons(&dropped),
-        vec![("missing_metric_name", 2), ("invalid_metric_name", 1), ("invalid_data", 1)]
+        vec![
+            ("missing_metric_name", 2),
+            ("invalid_metric_name", 1),
+            ("invalid_data", 1)
+        ]
     );
-    assert_eq!(dropped[0].message, r#"metric without a name in scope "io.app""#);
-    assert_eq!(dropped[1].message, r#"metric name "..." has no character valid in a Prometheus name"#);
+    assert_eq!(
+        dropped[0].message,
+        r#"metric without a name in scope "io.app""#
+    );
+    assert_eq!(
+        dropped[1].message,
+        r#"metric name "..." has no character valid in a Prometheus name"#
+    );
     assert_eq!(dropped[2].message, r#"metric "nodata" has no data"#);
     assert_eq!(names(&series), vec!["ok"]);
 }
 
-#[test]
-fn colliding_attribute_names_join_values_in_key_order() {
-    let (series, dropped) = run(vec![metric(
-        "g",
-        "",
-        gauge(vec![num(&[("a_b", "underscore"), ("a.b", "dot"), ("a-b", "dash"), ("c", "")], T, 1.0)]),
-    )]);
-    assert!(dropped.is_empty());
-    // '-' < '.' < '_'
-    assert_eq!(value(&series, &[("__name__", "g"), ("a_b", "dash;dot;underscore")]), 1.0);
-}
-
-#[test]
-fn label_precedence() {
-    let resource = [("service.name", "svc"), ("k8s.pod.name", "from-resource"), ("host.name", "node-1")];
-    let point = num(
-        &[("k8s.pod.name", "from-point"), ("job", "from-point"), ("otel_scope_name", "x"), ("__name__", "evil")],
-        T,
-        1.0,
-    );
-    let (series, _) = run_with(
-        vec![resource_metrics(&resource, vec![metric("g", "", gauge(vec![point]))])],
-        &TranslateOptions::default(),
-    );
-    let g = series.iter().find(|s| s.labels.metric_name() == Some("g")).unwrap();
-    assert_eq!(
-        g.labels,
-        Labels::from_pairs([
-            ("__name__", "g"),
-            ("_name_", "evil"),
-            ("k8s_pod_name", "from-point"),
-            ("host_name", "node-1"),
-            ("job", "svc"),
-            ("otel_scope_name", "io.app"),
-            ("otel_scope_version", "1.0"),
-        ])
-    );
-    // target_info needs job or instance: here job=svc
-    let info = series.iter().find(|s| s.labels.metric_name() == Some("target_info")).unwrap();
-    assert_eq!(info.labels.get("k8s_pod_name"), Some("from-resource"));
-    assert_eq!(info.labels.get("host_name"), Some("node-1"));
-    assert_eq!(info.labels.get("job"), Some("svc"));
-}
-
-#[test]
-fn promoted_attributes_are_configurable() {
-    let resource = [("service.name", "svc"), ("k8s.pod.name", "p"), ("custom.team", "payments")];
-    let opts = TranslateOptions { promote_resource_attributes: vec!["custom.team".into()], ..Default::default() };
-    let (series, _) = run_with(vec![resource_metrics(&resource, vec![metric("g", "", gauge(vec![num(&[], T, 1.0)]))])], &opts);
-    let g = series.iter().find(|s| s.labels.metric_name() == Some("g")).unwrap();
-    assert_eq!(g.labels.get("custom_team"), Some("payments"));
-    assert_eq!(g.labels.get("k8s_pod_name"), None);
-}
-
-#[test]
-fn target_info_rules() {
-    let later = T + 5_000_000;
-    let rms = vec![
-        // no job/instance: no target_info
-        resource_metrics(&[("host.name", "h")], vec![metric("a", "", gauge(vec![num(&[], T, 1.0)]))]),
-        // latest timestamp of the resource, across metrics
-        resource_metrics(
-            &[("service.name", "s2"), ("os.type", "linux")],
-            vec![
-                metric("b", "", gauge(vec![num(&[], later, 1.0)])),
-                metric("c", "", gauge(vec![num(&[], T, 1.0)])),
-            ],
-        ),
-        // no samples: no target_info
-        resource_metrics(&[("service.name", "s3"), ("os.type", "linux")], vec![]),
-    ];
-    let (series, dropped) = run_with(rms, &TranslateOptions::default());
-    assert!(dropped.is_empty());
-    let infos: Vec<_> = series.iter().filter(|s| s.labels.metric_name() == Some("target_info")).collect();
-    assert_eq!(infos.len(), 1);
-    assert_eq!(infos[0].labels, Labels::from_pairs([("__name__", "target_info"), ("job", "s2"), ("os_type", "linux")]));
-    assert_eq!(infos[0].samples, vec![Sample { timestamp_ms: T_MS + 5, value: 1.0 }]);
-}
-
-#[test]
-fn points_of_one_series_merge_in_time_order_and_resources_stay_apart() {
-    let m = || metric("g", "", gauge(vec![num(&[], T + 2_000_000, 2.0), num(&[], T, 1.0)]));
-    let rms = vec![resource_metrics(&[("service.name", "a")], vec![m()]), resource_metrics(&[("service.name", "b")], vec![m()])];
-    let (series, _) = run_with(rms, &TranslateOptions::default());
-    assert_eq!(series.len(), 2);
-    for s in &series {
-        assert_eq!(
-            s.samples,
-            vec![Sample { timestamp_ms: T_MS, value: 1.0 }, Sample { timestamp_ms: T_MS + 2, value: 2.0 }]
-        );
-    }
-    assert_ne!(series[0].labels.get("job"), series[1].labels.get("job"));
-}
-
-#[test]
-fn non_string_attribute_values_become_label_strings() {
-    let p = NumberDataPoint {
-        attributes: vec![
-            KeyValue { key: "code".into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(503)) }), key_strindex: 0 },
-            KeyValue { key: "ok".into(), value: Some(AnyValue { value: Some(any_value::Value::BoolValue(false)) }), key_strindex: 0 },
-            KeyValue { key: "ratio".into(), value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(0.5)) }), key_strindex: 0 },
-        ],
-        ..num(&[], T, 1.0)
-    };
-    let (series, _) = run(vec![metric("g", "", gauge(vec![p]))]);
-    assert_eq!(value(&series, &[("__name__", "g"), ("code", "503"), ("ok", "false"), ("ratio", "0.5")]), 1.0);
-}
-
-#[test]
-fn empty_request() {
-    let (series, dropped) = run_with(vec![], &TranslateOptions::default());
-    assert!(series.is_empty() && dropped.is_empty());
-}
+#[path = "metrics_label_tests.rs"]
+mod labels;

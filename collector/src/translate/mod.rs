@@ -218,13 +218,22 @@ pub fn log_stream_labels(resource: &sightline_store::Attributes) -> Labels {
         // the last occurrence wins, as in a map
         if let Some((_, v)) = resource.iter().rev().find(|(k, _)| k == key) {
             if let Some(name) = names::sanitize_label_name(key) {
-                pairs.push(Label { name, value: attributes::json_to_label(v) });
+                pairs.push(Label {
+                    name,
+                    value: attributes::json_to_label(v),
+                });
             }
         }
     }
-    if !pairs.iter().any(|l| l.name == "service_name" && !l.value.is_empty()) {
+    if !pairs
+        .iter()
+        .any(|l| l.name == "service_name" && !l.value.is_empty())
+    {
         pairs.retain(|l| l.name != "service_name");
-        pairs.push(Label { name: "service_name".into(), value: "unknown_service".into() });
+        pairs.push(Label {
+            name: "service_name".into(),
+            value: "unknown_service".into(),
+        });
     }
     Labels::new(pairs)
 }
@@ -236,13 +245,22 @@ pub(crate) struct DropLog {
 }
 
 impl DropLog {
-    pub(crate) fn add(&mut self, reason: &'static str, count: u64, message: impl FnOnce() -> String) {
+    pub(crate) fn add(
+        &mut self,
+        reason: &'static str,
+        count: u64,
+        message: impl FnOnce() -> String,
+    ) {
         if count == 0 {
             return;
         }
         match self.entries.iter_mut().find(|d| d.reason == reason) {
             Some(d) => d.count += count,
-            None => self.entries.push(Dropped { reason, count, message: message() }),
+            None => self.entries.push(Dropped {
+                reason,
+                count,
+                message: message(),
+            }),
         }
     }
 
@@ -265,7 +283,24 @@ impl SeriesSet {
             Some(&i) => self.series[i].samples.push(sample),
             None => {
                 self.index.insert(labels.clone(), self.series.len());
-                self.series.push(Series { labels, samples: vec![sample] });
+                self.series.push(Series {
+                    labels,
+                    samples: vec![sample],
+                });
+            }
+        }
+    }
+
+    /// Adds several samples of one series (hashes the labels once).
+    pub(crate) fn extend(&mut self, labels: Labels, samples: Vec<Sample>) {
+        if samples.is_empty() {
+            return;
+        }
+        match self.index.get(&labels) {
+            Some(&i) => self.series[i].samples.extend(samples),
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push(Series { labels, samples });
             }
         }
     }
@@ -273,7 +308,10 @@ impl SeriesSet {
     pub(crate) fn finish(self) -> Vec<Series> {
         let mut series = self.series;
         for s in &mut series {
-            if s.samples.windows(2).any(|w| w[0].timestamp_ms >= w[1].timestamp_ms) {
+            if s.samples
+                .windows(2)
+                .any(|w| w[0].timestamp_ms >= w[1].timestamp_ms)
+            {
                 s.samples.sort_by_key(|x| x.timestamp_ms); // stable: input order among equals
                 let mut out: Vec<Sample> = Vec::with_capacity(s.samples.len());
                 for x in s.samples.drain(..) {
@@ -343,7 +381,10 @@ mod tests {
         let o = TranslateOptions::default();
         assert_eq!(o.non_finite, NonFinitePolicy::Reject);
         assert_eq!(o.promote_resource_attributes.len(), 14);
-        assert!(o.promote_resource_attributes.iter().any(|a| a == "k8s.pod.name"));
+        assert!(o
+            .promote_resource_attributes
+            .iter()
+            .any(|a| a == "k8s.pod.name"));
     }
 
     #[test]
@@ -355,11 +396,24 @@ mod tests {
         d.add(reason::INVALID_SPAN, 0, || "nothing".into());
         let v = d.into_vec();
         assert_eq!(v.len(), 2);
-        assert_eq!(v[0], Dropped { reason: "invalid_data", count: 5, message: "first".into() });
+        assert_eq!(
+            v[0],
+            Dropped {
+                reason: "invalid_data",
+                count: 5,
+                message: "first".into()
+            }
+        );
         assert_eq!(v[1].reason, "non_finite_value");
-        let t = Translated { batch: WriteBatch::Metrics(vec![]), dropped: v };
+        let t = Translated {
+            batch: WriteBatch::Metrics(vec![]),
+            dropped: v,
+        };
         assert_eq!(t.dropped_count(), 6);
-        assert_eq!(t.dropped_summary(), "invalid_data (5): first; non_finite_value (1): nan");
+        assert_eq!(
+            t.dropped_summary(),
+            "invalid_data (5): first; non_finite_value (1): nan"
+        );
     }
 
     #[test]
@@ -367,16 +421,49 @@ mod tests {
         let mut s = SeriesSet::default();
         let a = Labels::from_pairs([("__name__", "a")]);
         let b = Labels::from_pairs([("__name__", "b")]);
-        s.push(a.clone(), Sample { timestamp_ms: 20, value: 2.0 });
-        s.push(b.clone(), Sample { timestamp_ms: 5, value: 9.0 });
-        s.push(a.clone(), Sample { timestamp_ms: 10, value: 1.0 });
-        s.push(a.clone(), Sample { timestamp_ms: 20, value: 3.0 });
+        s.push(
+            a.clone(),
+            Sample {
+                timestamp_ms: 20,
+                value: 2.0,
+            },
+        );
+        s.push(
+            b.clone(),
+            Sample {
+                timestamp_ms: 5,
+                value: 9.0,
+            },
+        );
+        s.push(
+            a.clone(),
+            Sample {
+                timestamp_ms: 10,
+                value: 1.0,
+            },
+        );
+        s.push(
+            a.clone(),
+            Sample {
+                timestamp_ms: 20,
+                value: 3.0,
+            },
+        );
         let out = s.finish();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].labels, a);
         assert_eq!(
             out[0].samples,
-            vec![Sample { timestamp_ms: 10, value: 1.0 }, Sample { timestamp_ms: 20, value: 3.0 }]
+            vec![
+                Sample {
+                    timestamp_ms: 10,
+                    value: 1.0
+                },
+                Sample {
+                    timestamp_ms: 20,
+                    value: 3.0
+                }
+            ]
         );
         assert_eq!(out[1].labels, b);
     }
@@ -391,7 +478,10 @@ mod tests {
             ("host.name".to_string(), json!("node-1")),
         ];
         let l = log_stream_labels(&res);
-        let pairs: Vec<_> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let pairs: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         assert_eq!(
             pairs,
             vec![
@@ -410,7 +500,10 @@ mod tests {
 
     #[test]
     fn describe_labels_is_bounded() {
-        assert_eq!(describe_labels([("__name__", "up"), ("job", "a\"b")]), r#"{__name__="up", job="a\"b"}"#);
+        assert_eq!(
+            describe_labels([("__name__", "up"), ("job", "a\"b")]),
+            r#"{__name__="up", job="a\"b"}"#
+        );
         let long = "x".repeat(500);
         let many: Vec<(&str, &str)> = (0..10).map(|_| ("l", long.as_str())).collect();
         assert!(describe_labels(many).len() < 800);

@@ -251,27 +251,60 @@ mod tests {
             name("http.server.request.duration", "s", Histogram),
             "http_server_request_duration_seconds"
         );
-        assert_eq!(name("system.memory.usage", "By", NonMonotonicCounter), "system_memory_usage_bytes");
-        assert_eq!(name("process.cpu.time", "s", MonotonicCounter), "process_cpu_time_seconds_total");
+        assert_eq!(
+            name("system.memory.usage", "By", NonMonotonicCounter),
+            "system_memory_usage_bytes"
+        );
+        assert_eq!(
+            name("process.cpu.time", "s", MonotonicCounter),
+            "process_cpu_time_seconds_total"
+        );
         assert_eq!(name("requests", "", MonotonicCounter), "requests_total");
-        assert_eq!(name("requests_total", "", MonotonicCounter), "requests_total");
-        assert_eq!(name("total.requests", "", MonotonicCounter), "requests_total");
+        assert_eq!(
+            name("requests_total", "", MonotonicCounter),
+            "requests_total"
+        );
+        assert_eq!(
+            name("total.requests", "", MonotonicCounter),
+            "requests_total"
+        );
         assert_eq!(name("latency", "ms", Gauge), "latency_milliseconds");
         assert_eq!(name("cache.size", "KiBy", Gauge), "cache_size_kibibytes");
         assert_eq!(name("cpu.utilization", "1", Gauge), "cpu_utilization_ratio");
-        assert_eq!(name("cpu.utilization_ratio", "1", Gauge), "cpu_utilization_ratio");
+        assert_eq!(
+            name("cpu.utilization_ratio", "1", Gauge),
+            "cpu_utilization_ratio"
+        );
         // `_ratio` is for gauges only
         assert_eq!(name("hits", "1", MonotonicCounter), "hits_total");
         assert_eq!(name("queue", "1", NonMonotonicCounter), "queue");
         // annotations are dropped; `x/y` becomes `x_per_y`
-        assert_eq!(name("system.network.dropped", "{packets}", MonotonicCounter), "system_network_dropped_total");
-        assert_eq!(name("net.io.rate", "By/s", Gauge), "net_io_rate_bytes_per_second");
-        assert_eq!(name("packets.rate", "{packet}/s", Gauge), "packets_rate_per_second");
+        assert_eq!(
+            name("system.network.dropped", "{packets}", MonotonicCounter),
+            "system_network_dropped_total"
+        );
+        assert_eq!(
+            name("net.io.rate", "By/s", Gauge),
+            "net_io_rate_bytes_per_second"
+        );
+        assert_eq!(
+            name("packets.rate", "{packet}/s", Gauge),
+            "packets_rate_per_second"
+        );
         assert_eq!(name("x", "By{compressed}", Gauge), "x_bytes");
-        assert_eq!(name("throughput", "requests/min", Gauge), "throughput_requests_per_min");
+        assert_eq!(
+            name("throughput", "requests/min", Gauge),
+            "throughput_requests_per_min"
+        );
         // unit already present is not repeated
-        assert_eq!(name("request_duration_seconds", "s", Histogram), "request_duration_seconds");
-        assert_eq!(name("io_bytes_per_second", "By/s", Gauge), "io_bytes_per_second");
+        assert_eq!(
+            name("request_duration_seconds", "s", Histogram),
+            "request_duration_seconds"
+        );
+        assert_eq!(
+            name("io_bytes_per_second", "By/s", Gauge),
+            "io_bytes_per_second"
+        );
         // unknown units are kept, cleaned
         assert_eq!(name("temp", "deg.F", Gauge), "temp_deg_F");
         assert_eq!(name("queue.depth", "items", Summary), "queue_depth_items");
@@ -282,8 +315,14 @@ mod tests {
         use MetricKind::*;
         assert_eq!(name("my-metric..name", "", Gauge), "my_metric_name");
         assert_eq!(name("__weird__name__", "", Gauge), "weird_name");
-        assert_eq!(name("(lambda).function.executions(#)", "", Gauge), "lambda_function_executions");
-        assert_eq!(name("2xx.responses", "", MonotonicCounter), "_2xx_responses_total");
+        assert_eq!(
+            name("(lambda).function.executions(#)", "", Gauge),
+            "lambda_function_executions"
+        );
+        assert_eq!(
+            name("2xx.responses", "", MonotonicCounter),
+            "_2xx_responses_total"
+        );
         assert_eq!(name("ns:metric", "", Gauge), "ns:metric");
         assert_eq!(name("größe", "", Gauge), "gr_e");
         assert_eq!(otlp_metric_name("", "s", Gauge), None);
@@ -303,7 +342,10 @@ mod tests {
         assert_eq!(sanitize_label_name("."), Some("_".into()));
         assert_eq!(sanitize_label_name(""), None);
         for key in ["http.method", "1abc", "__name__", "a-b-c", "ünit", "."] {
-            assert!(is_valid_label_name(&sanitize_label_name(key).unwrap()), "{key}");
+            assert!(
+                is_valid_label_name(&sanitize_label_name(key).unwrap()),
+                "{key}"
+            );
         }
     }
 

@@ -14,8 +14,8 @@ use sightline_store::METRIC_NAME;
 
 use super::names::{format_float, is_valid_label_name, is_valid_metric_name};
 use super::{
-    describe_labels, reason, DropLog, Label, Labels, Sample, SeriesSet, TranslateOptions, Translated,
-    WriteBatch,
+    describe_labels, reason, DropLog, Label, Labels, Sample, SeriesSet, TranslateOptions,
+    Translated, WriteBatch,
 };
 
 pub(super) fn translate(req: WriteRequest, opts: &TranslateOptions) -> Translated {
@@ -30,31 +30,58 @@ pub(super) fn translate(req: WriteRequest, opts: &TranslateOptions) -> Translate
                 continue;
             }
         };
+        let mut samples = Vec::with_capacity(ts.samples.len());
         for s in &ts.samples {
             if !opts.non_finite.allows(s.value) {
                 drops.add(reason::NON_FINITE_VALUE, 1, || {
-                    format!("non-finite value {} in series {}", format_float(s.value), describe(&ts))
+                    format!(
+                        "non-finite value {} in series {}",
+                        format_float(s.value),
+                        describe(&ts)
+                    )
                 });
                 continue;
             }
-            out.push(labels.clone(), Sample { timestamp_ms: s.timestamp, value: s.value });
+            samples.push(Sample {
+                timestamp_ms: s.timestamp,
+                value: s.value,
+            });
         }
+        out.extend(labels, samples);
     }
-    Translated { batch: WriteBatch::Metrics(out.finish()), dropped: drops.into_vec() }
+    Translated {
+        batch: WriteBatch::Metrics(out.finish()),
+        dropped: drops.into_vec(),
+    }
 }
 
 fn describe(ts: &TimeSeries) -> String {
-    describe_labels(ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    describe_labels(
+        ts.labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str())),
+    )
 }
 
 fn validate(ts: &TimeSeries) -> Result<Labels, (&'static str, String)> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(ts.labels.len());
+    // Senders sort labels (remote-write 1.0 requires it): then a repeat is adjacent.
+    let sorted = ts.labels.windows(2).all(|w| w[0].name <= w[1].name);
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut has_name = false;
-    for l in &ts.labels {
-        if !seen.insert(l.name.as_str()) {
+    for (i, l) in ts.labels.iter().enumerate() {
+        let repeated = if sorted {
+            i > 0 && ts.labels[i - 1].name == l.name
+        } else {
+            !seen.insert(l.name.as_str())
+        };
+        if repeated {
             return Err((
                 reason::DUPLICATE_LABEL,
-                format!("duplicate label name {:?} in series {}", l.name, describe(ts)),
+                format!(
+                    "duplicate label name {:?} in series {}",
+                    l.name,
+                    describe(ts)
+                ),
             ));
         }
         if l.name == METRIC_NAME {
@@ -64,7 +91,11 @@ fn validate(ts: &TimeSeries) -> Result<Labels, (&'static str, String)> {
             if !is_valid_metric_name(&l.value) {
                 return Err((
                     reason::INVALID_METRIC_NAME,
-                    format!("invalid metric name {:?} in series {}", l.value, describe(ts)),
+                    format!(
+                        "invalid metric name {:?} in series {}",
+                        l.value,
+                        describe(ts)
+                    ),
                 ));
             }
             has_name = true;
@@ -82,7 +113,13 @@ fn validate(ts: &TimeSeries) -> Result<Labels, (&'static str, String)> {
         ));
     }
     Ok(Labels::new(
-        ts.labels.iter().map(|l| Label { name: l.name.clone(), value: l.value.clone() }).collect(),
+        ts.labels
+            .iter()
+            .map(|l| Label {
+                name: l.name.clone(),
+                value: l.value.clone(),
+            })
+            .collect(),
     ))
 }
 
@@ -94,14 +131,35 @@ mod tests {
 
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
-            labels: labels.iter().map(|(n, v)| PLabel { name: n.to_string(), value: v.to_string() }).collect(),
-            samples: samples.iter().map(|(t, v)| PSample { timestamp: *t, value: *v }).collect(),
+            labels: labels
+                .iter()
+                .map(|(n, v)| PLabel {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|(t, v)| PSample {
+                    timestamp: *t,
+                    value: *v,
+                })
+                .collect(),
             exemplars: vec![],
         }
     }
 
-    fn run(ts: Vec<TimeSeries>, opts: &TranslateOptions) -> (Vec<sightline_store::Series>, Vec<super::super::Dropped>) {
-        let t = translate(WriteRequest { timeseries: ts, metadata: vec![] }, opts);
+    fn run(
+        ts: Vec<TimeSeries>,
+        opts: &TranslateOptions,
+    ) -> (Vec<sightline_store::Series>, Vec<super::super::Dropped>) {
+        let t = translate(
+            WriteRequest {
+                timeseries: ts,
+                metadata: vec![],
+            },
+            opts,
+        );
         match t.batch {
             WriteBatch::Metrics(s) => (s, t.dropped),
             other => panic!("unexpected batch {other:?}"),
@@ -112,7 +170,12 @@ mod tests {
     fn valid_series_pass_through_sorted_without_empty_labels() {
         let (out, dropped) = run(
             vec![series(
-                &[("job", "node"), ("__name__", "up"), ("instance", "a:9100"), ("env", "")],
+                &[
+                    ("job", "node"),
+                    ("__name__", "up"),
+                    ("instance", "a:9100"),
+                    ("env", ""),
+                ],
                 &[(1000, 1.0), (2000, 0.0)],
             )],
             &TranslateOptions::default(),
@@ -127,7 +190,16 @@ mod tests {
         assert_eq!(names, vec!["__name__", "instance", "job"]);
         assert_eq!(
             out[0].samples,
-            vec![Sample { timestamp_ms: 1000, value: 1.0 }, Sample { timestamp_ms: 2000, value: 0.0 }]
+            vec![
+                Sample {
+                    timestamp_ms: 1000,
+                    value: 1.0
+                },
+                Sample {
+                    timestamp_ms: 2000,
+                    value: 0.0
+                }
+            ]
         );
     }
 
@@ -140,7 +212,10 @@ mod tests {
                 series(&[("job", "x")], &[(1, 1.0)]),
                 series(&[("__name__", ""), ("job", "x")], &[(1, 1.0)]),
                 series(&[("__name__", "http-requests")], &[(1, 1.0)]),
-                series(&[("__name__", "up"), ("job", "a"), ("job", "b")], &[(1, 1.0)]),
+                series(
+                    &[("__name__", "up"), ("job", "a"), ("job", "b")],
+                    &[(1, 1.0)],
+                ),
                 series(&[("__name__", "up"), ("", "v")], &[]),
                 series(&[("__name__", "ok:metric_1")], &[(1, 1.0)]),
             ],
@@ -158,9 +233,18 @@ mod tests {
                 ("duplicate_label", 1),
             ]
         );
-        assert_eq!(dropped[0].message, r#"invalid label name "1abc" in series {__name__="up", 1abc="x"}"#);
-        assert_eq!(dropped[1].message, r#"series {job="x"} has no metric name (__name__)"#);
-        assert_eq!(dropped[2].message, r#"invalid metric name "http-requests" in series {__name__="http-requests"}"#);
+        assert_eq!(
+            dropped[0].message,
+            r#"invalid label name "1abc" in series {__name__="up", 1abc="x"}"#
+        );
+        assert_eq!(
+            dropped[1].message,
+            r#"series {job="x"} has no metric name (__name__)"#
+        );
+        assert_eq!(
+            dropped[2].message,
+            r#"invalid metric name "http-requests" in series {__name__="http-requests"}"#
+        );
         assert_eq!(
             dropped[3].message,
             r#"duplicate label name "job" in series {__name__="up", job="a", job="b"}"#
@@ -172,21 +256,39 @@ mod tests {
         let input = || {
             vec![series(
                 &[("__name__", "temp")],
-                &[(1, 1.5), (2, f64::NAN), (3, f64::INFINITY), (4, stale_nan()), (5, f64::NEG_INFINITY)],
+                &[
+                    (1, 1.5),
+                    (2, f64::NAN),
+                    (3, f64::INFINITY),
+                    (4, stale_nan()),
+                    (5, f64::NEG_INFINITY),
+                ],
             )]
         };
         let (out, dropped) = run(input(), &TranslateOptions::default());
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].reason, "non_finite_value");
         assert_eq!(dropped[0].count, 3);
-        assert_eq!(dropped[0].message, r#"non-finite value NaN in series {__name__="temp"}"#);
+        assert_eq!(
+            dropped[0].message,
+            r#"non-finite value NaN in series {__name__="temp"}"#
+        );
         let s = &out[0].samples;
         assert_eq!(s.len(), 2);
-        assert_eq!(s[0], Sample { timestamp_ms: 1, value: 1.5 });
+        assert_eq!(
+            s[0],
+            Sample {
+                timestamp_ms: 1,
+                value: 1.5
+            }
+        );
         assert_eq!(s[1].timestamp_ms, 4);
         assert!(is_stale_nan(s[1].value));
 
-        let accept = TranslateOptions { non_finite: NonFinitePolicy::Accept, ..Default::default() };
+        let accept = TranslateOptions {
+            non_finite: NonFinitePolicy::Accept,
+            ..Default::default()
+        };
         let (out, dropped) = run(input(), &accept);
         assert!(dropped.is_empty());
         let s = &out[0].samples;
@@ -208,7 +310,32 @@ mod tests {
         );
         assert!(dropped.is_empty());
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), vec![1000, 2000]);
+        assert_eq!(
+            out[0]
+                .samples
+                .iter()
+                .map(|s| s.timestamp_ms)
+                .collect::<Vec<_>>(),
+            vec![1000, 2000]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_in_unsorted_labels_and_empty_series_vanish() {
+        let (out, dropped) = run(
+            vec![
+                series(
+                    &[("job", "a"), ("__name__", "up"), ("job", "b")],
+                    &[(1, 1.0)],
+                ),
+                series(&[("__name__", "up"), ("job", "a")], &[]),
+                series(&[("__name__", "up"), ("job", "c")], &[(1, f64::NAN)]),
+            ],
+            &TranslateOptions::default(),
+        );
+        assert!(out.is_empty(), "{out:?}");
+        let got: Vec<_> = dropped.iter().map(|d| (d.reason, d.count)).collect();
+        assert_eq!(got, vec![("duplicate_label", 1), ("non_finite_value", 1)]);
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub(super) fn translate(req: ExportTraceServiceRequest) -> Translated {
     let mut out = Vec::new();
     let mut drops = DropLog::default();
     for rs in req.resource_spans {
-        let resource = rs.resource.map(|r| attributes_to_store(&r.attributes)).unwrap_or_default();
+        let resource = rs
+            .resource
+            .map(|r| attributes_to_store(&r.attributes))
+            .unwrap_or_default();
         for ss in rs.scope_spans {
             let scope = ss.scope.unwrap_or_default();
             for span in ss.spans {
@@ -35,14 +38,28 @@ pub(super) fn translate(req: ExportTraceServiceRequest) -> Translated {
             }
         }
     }
-    Translated { batch: WriteBatch::Spans(out), dropped: drops.into_vec() }
+    Translated {
+        batch: WriteBatch::Spans(out),
+        dropped: drops.into_vec(),
+    }
 }
 
-fn required_id(id: Vec<u8>, len: usize, what: &str, span: &str) -> Result<Vec<u8>, (&'static str, String)> {
+fn required_id(
+    id: Vec<u8>,
+    len: usize,
+    what: &str,
+    span: &str,
+) -> Result<Vec<u8>, (&'static str, String)> {
     if id.len() != len {
-        Err((reason::INVALID_SPAN, format!("span {span:?}: {what} has {} bytes, want {len}", id.len())))
+        Err((
+            reason::INVALID_SPAN,
+            format!("span {span:?}: {what} has {} bytes, want {len}", id.len()),
+        ))
     } else if id.iter().all(|b| *b == 0) {
-        Err((reason::INVALID_SPAN, format!("span {span:?}: {what} is all zeros")))
+        Err((
+            reason::INVALID_SPAN,
+            format!("span {span:?}: {what} is all zeros"),
+        ))
     } else {
         Ok(id)
     }
@@ -96,7 +113,10 @@ fn event_json(e: &Event) -> Value {
     m.insert("name".into(), json!(e.name));
     m.insert("attributes".into(), attributes_to_object(&e.attributes));
     if e.dropped_attributes_count != 0 {
-        m.insert("droppedAttributesCount".into(), json!(e.dropped_attributes_count));
+        m.insert(
+            "droppedAttributesCount".into(),
+            json!(e.dropped_attributes_count),
+        );
     }
     Value::Object(m)
 }
@@ -110,7 +130,10 @@ fn link_json(l: &Link) -> Value {
     }
     m.insert("attributes".into(), attributes_to_object(&l.attributes));
     if l.dropped_attributes_count != 0 {
-        m.insert("droppedAttributesCount".into(), json!(l.dropped_attributes_count));
+        m.insert(
+            "droppedAttributesCount".into(),
+            json!(l.dropped_attributes_count),
+        );
     }
     if l.flags != 0 {
         m.insert("flags".into(), json!(l.flags));
@@ -126,7 +149,11 @@ mod tests {
     use sightline_proto::otlp::trace::v1::{status::StatusCode, ResourceSpans, ScopeSpans, Status};
 
     fn kv(k: &str, v: any_value::Value) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), key_strindex: 0 }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            key_strindex: 0,
+        }
     }
 
     fn base_span() -> Span {
@@ -139,7 +166,10 @@ mod tests {
             kind: 2,
             start_time_unix_nano: 1_700_000_000_000_000_000,
             end_time_unix_nano: 1_700_000_000_250_000_000,
-            attributes: vec![kv("http.route", any_value::Value::StringValue("/cart".into()))],
+            attributes: vec![kv(
+                "http.route",
+                any_value::Value::StringValue("/cart".into()),
+            )],
             events: vec![Event {
                 time_unix_nano: 1_700_000_000_100_000_000,
                 name: "retry".into(),
@@ -154,7 +184,10 @@ mod tests {
                 dropped_attributes_count: 1,
                 flags: 256,
             }],
-            status: Some(Status { message: "upstream timeout".into(), code: StatusCode::Error as i32 }),
+            status: Some(Status {
+                message: "upstream timeout".into(),
+                code: StatusCode::Error as i32,
+            }),
             ..Default::default()
         }
     }
@@ -163,11 +196,18 @@ mod tests {
         let req = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![kv("service.name", any_value::Value::StringValue("cart".into()))],
+                    attributes: vec![kv(
+                        "service.name",
+                        any_value::Value::StringValue("cart".into()),
+                    )],
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope { name: "otel.http".into(), version: "0.5".into(), ..Default::default() }),
+                    scope: Some(InstrumentationScope {
+                        name: "otel.http".into(),
+                        version: "0.5".into(),
+                        ..Default::default()
+                    }),
                     spans,
                     schema_url: String::new(),
                 }],
@@ -194,7 +234,10 @@ mod tests {
         assert_eq!(s.kind, 2);
         assert_eq!(s.start_time_ns, 1_700_000_000_000_000_000);
         assert_eq!(s.end_time_ns, 1_700_000_000_250_000_000);
-        assert_eq!(s.attributes, vec![("http.route".to_string(), json!("/cart"))]);
+        assert_eq!(
+            s.attributes,
+            vec![("http.route".to_string(), json!("/cart"))]
+        );
         assert_eq!(
             s.events,
             json!([{"timeUnixNano": "1700000000100000000", "name": "retry", "attributes": {"attempt": 2}}])
@@ -211,7 +254,10 @@ mod tests {
         );
         assert_eq!(s.status_code, 2);
         assert_eq!(s.status_message, "upstream timeout");
-        assert_eq!(s.resource, vec![("service.name".to_string(), json!("cart"))]);
+        assert_eq!(
+            s.resource,
+            vec![("service.name".to_string(), json!("cart"))]
+        );
         assert_eq!(s.scope_name, "otel.http");
         assert_eq!(s.scope_version, "0.5");
     }
@@ -235,26 +281,53 @@ mod tests {
     #[test]
     fn bad_ids_are_invalid_span() {
         let (out, dropped) = run(vec![
-            Span { trace_id: vec![1; 8], ..base_span() },
-            Span { trace_id: vec![0; 16], ..base_span() },
-            Span { span_id: vec![], ..base_span() },
-            Span { span_id: vec![0; 8], ..base_span() },
-            Span { parent_span_id: vec![1; 4], ..base_span() },
+            Span {
+                trace_id: vec![1; 8],
+                ..base_span()
+            },
+            Span {
+                trace_id: vec![0; 16],
+                ..base_span()
+            },
+            Span {
+                span_id: vec![],
+                ..base_span()
+            },
+            Span {
+                span_id: vec![0; 8],
+                ..base_span()
+            },
+            Span {
+                parent_span_id: vec![1; 4],
+                ..base_span()
+            },
             base_span(),
         ]);
         assert_eq!(out.len(), 1);
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].reason, "invalid_span");
         assert_eq!(dropped[0].count, 5);
-        assert_eq!(dropped[0].message, r#"span "GET /cart": trace_id has 8 bytes, want 16"#);
+        assert_eq!(
+            dropped[0].message,
+            r#"span "GET /cart": trace_id has 8 bytes, want 16"#
+        );
     }
 
     #[test]
     fn missing_times_are_invalid_timestamp() {
         let (out, dropped) = run(vec![
-            Span { start_time_unix_nano: 0, ..base_span() },
-            Span { end_time_unix_nano: 0, ..base_span() },
-            Span { end_time_unix_nano: u64::MAX, ..base_span() },
+            Span {
+                start_time_unix_nano: 0,
+                ..base_span()
+            },
+            Span {
+                end_time_unix_nano: 0,
+                ..base_span()
+            },
+            Span {
+                end_time_unix_nano: u64::MAX,
+                ..base_span()
+            },
         ]);
         assert!(out.is_empty());
         assert_eq!(dropped.len(), 1);

@@ -7,7 +7,7 @@
 //! percentages), byte-sized gauges (memory), constant gauges (up, info). Scrape
 //! timestamps carry a small per-target jitter of a few ms, as real Prometheus scrapes do.
 //!
-//! `cargo run --release -p sightline-store --example bytes_per_sample [-- SERIES HOURS]`
+//! `cargo run -p sightline-store --example bytes_per_sample [-- SERIES HOURS]`
 
 use sightline_store::{Labels, ManualClock, Sample, Series, Store, StoreConfig, WriteBatch};
 use std::sync::Arc;
@@ -160,20 +160,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
 
-    let dir = tempfile::tempdir()?;
+    // BPS_DATA_DIR keeps the data directory for inspection with other Parquet tools
+    let tmp = tempfile::tempdir()?;
+    let dir_path =
+        std::env::var_os("BPS_DATA_DIR").map_or_else(|| tmp.path().to_path_buf(), Into::into);
     let start = 1_700_000_000_000i64 / 3_600_000 * 3_600_000;
     let clock = Arc::new(ManualClock::new(start));
-    let mut config = StoreConfig::new(dir.path());
+    let mut config = StoreConfig::new(&dir_path);
     config.memtable_flush_bytes = usize::MAX;
     config.memtable_flush_interval = std::time::Duration::from_secs(365 * 24 * 3600);
     config.min_free_bytes = 0;
-    let store = Store::open(config, clock)?;
+    let store = Store::open(config, clock.clone())?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let scrapes = hours * 3600 / 15;
     let offsets: Vec<i64> = (0..targets).map(|_| rng.below(15_000) as i64).collect();
     let mut samples = 0u64;
     let mut kept: Vec<(Vec<i64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); gens.len()];
     let per_write = 4; // one write per minute of data
+    let flush_minutes: Option<i64> = std::env::var("BPS_FLUSH_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for chunk_start in (0..scrapes).step_by(per_write) {
         let mut batch = Vec::with_capacity(gens.len());
         for g in gens.iter_mut() {
@@ -224,11 +230,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !out.rejected.is_empty() {
             return Err(format!("unexpected rejections: {:?}", out.rejected).into());
         }
+        // BPS_FLUSH_MINUTES=10 flushes every 10 minutes of data, like the default
+        // memtable_flush_interval (parts are not compacted yet)
+        let minute = chunk_start / per_write as i64 + 1;
+        clock.set(start + (chunk_start + per_write as i64) * 15_000);
+        if flush_minutes.is_some_and(|m| minute % m == 0) {
+            rt.block_on(store.flush())?;
+        }
     }
+    // a few logs and spans, so all three part kinds exist for inspection
+    let logs = (0..1000)
+        .map(|i| sightline_store::LogRecord {
+            timestamp_ns: (start + i * 1000) * 1_000_000,
+            observed_timestamp_ns: (start + i * 1000) * 1_000_000 + 5,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: format!("request {i} served"),
+            attributes: vec![
+                ("http.status".into(), serde_json::json!(200)),
+                ("ratio".into(), serde_json::json!(0.1)),
+            ],
+            resource: vec![("service.name".into(), serde_json::json!("api"))],
+            scope_name: "example".into(),
+            scope_version: "1".into(),
+            trace_id: vec![i as u8; 16],
+            span_id: vec![1; 8],
+            flags: 0,
+        })
+        .collect();
+    rt.block_on(store.write("default", WriteBatch::Logs(logs)))?;
+    let spans = (0..100)
+        .map(|i| sightline_store::SpanRecord {
+            trace_id: vec![i as u8; 16],
+            span_id: vec![2; 8],
+            parent_span_id: vec![],
+            trace_state: String::new(),
+            name: "GET /".into(),
+            kind: 2,
+            start_time_ns: (start + i * 1000) * 1_000_000,
+            end_time_ns: (start + i * 1000 + 7) * 1_000_000,
+            attributes: vec![("http.route".into(), serde_json::json!("/"))],
+            events: serde_json::json!([]),
+            links: serde_json::json!([]),
+            status_code: 0,
+            status_message: String::new(),
+            resource: vec![("service.name".into(), serde_json::json!("api"))],
+            scope_name: "example".into(),
+            scope_version: "1".into(),
+        })
+        .collect();
+    rt.block_on(store.write("default", WriteBatch::Spans(spans)))?;
     rt.block_on(store.flush())?;
     let stats = store.stats();
     let parts_bytes = stats.metrics_parts_bytes;
-    let index_bytes = std::fs::metadata(dir.path().join("index/series.idx"))?.len();
+    let index_bytes = std::fs::metadata(dir_path.join("index/series.idx"))?.len();
     println!("series            {}", gens.len());
     println!("samples           {samples}");
     println!("parts             {}", stats.parts_total);
@@ -244,7 +299,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // per-column breakdown from the Parquet footers
     let mut cols: std::collections::BTreeMap<String, i64> = Default::default();
-    for entry in walk(&dir.path().join("metrics"))? {
+    for entry in walk(&dir_path.join("metrics"))? {
         let f = std::fs::File::open(&entry)?;
         let r = parquet::file::reader::SerializedFileReader::new(f)?;
         use parquet::file::reader::FileReader;

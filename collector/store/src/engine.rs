@@ -47,6 +47,11 @@ pub(crate) struct Counters {
     pub(crate) out_of_order: AtomicU64,
     pub(crate) duplicate: AtomicU64,
     pub(crate) series_limit: AtomicU64,
+    pub(crate) parts_read: AtomicU64,
+    pub(crate) row_groups_read: AtomicU64,
+    pub(crate) row_groups_pruned: AtomicU64,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) compaction_errors: AtomicU64,
 }
 
 pub(crate) fn inc(c: &AtomicU64, n: u64) {
@@ -72,6 +77,9 @@ pub(crate) struct Shared {
     pub(crate) flush_requested: AtomicBool,
     pub(crate) stop: AtomicBool,
     pub(crate) min_free_bytes: AtomicU64,
+    /// Swapped-out generations not yet on disk; the ticker waits for 0 so a failing
+    /// flush (disk full) does not pile up generations.
+    pub(crate) flush_backlog: AtomicU64,
 }
 
 pub(crate) enum WalMsg {
@@ -275,6 +283,7 @@ pub(crate) fn apply_loop(
                     (frozen, tenants)
                 };
                 shared.flush_requested.store(false, Ordering::SeqCst);
+                inc(&shared.flush_backlog, 1);
                 let job = FlushJob {
                     generation,
                     frozen,
@@ -324,10 +333,14 @@ pub(crate) fn flush_loop(shared: Arc<Shared>, rx: std_mpsc::Receiver<FlushJob>) 
         while let Some(job) = queue.front_mut() {
             match run_job(&shared, job) {
                 Ok(()) => {
+                    shared.flush_backlog.fetch_sub(1, Ordering::SeqCst);
                     if let Some(job) = queue.pop_front() {
                         for r in job.replies {
                             let _ = r.send(Ok(()));
                         }
+                    }
+                    if queue.is_empty() {
+                        crate::compaction::compact_metrics(&shared);
                     }
                 }
                 Err(e) => {
@@ -384,6 +397,7 @@ pub(crate) fn tick_loop(shared: Arc<Shared>, wal_tx: mpsc::Sender<WalMsg>) {
         let due = bytes >= shared.config.memtable_flush_bytes
             || oldest.is_some_and(|o| now.saturating_sub(o) >= interval_ms);
         if due
+            && shared.flush_backlog.load(Ordering::SeqCst) == 0
             && !shared.flush_requested.swap(true, Ordering::SeqCst)
             && wal_tx.try_send(WalMsg::Flush { reply: None }).is_err()
         {

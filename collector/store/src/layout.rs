@@ -107,22 +107,33 @@ pub(crate) fn hour_dir(hour_ms: i64) -> String {
 
 /// Inverse of [`hour_dir`].
 pub(crate) fn hour_from_dir(s: &str) -> Option<i64> {
-    if s.len() != 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    // `YYYY` may be longer or negative for timestamps far from today
+    let split = s.len().checked_sub(6)?;
+    let (ys, rest) = (s.get(..split)?, s.get(split..)?);
+    if ys.len() < 4 || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let y: i64 = s[0..4].parse().ok()?;
-    let m: u32 = s[4..6].parse().ok()?;
-    let d: u32 = s[6..8].parse().ok()?;
-    let h: i64 = s[8..10].parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 {
+    let y: i64 = ys.parse().ok()?;
+    let m: u32 = rest[0..2].parse().ok()?;
+    let d: u32 = rest[2..4].parse().ok()?;
+    let h: i64 = rest[4..6].parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || y.unsigned_abs() > 400_000_000
+    {
         return None;
     }
-    Some((days_from_civil(y, m, d) * 24 + h) * HOUR_MS)
+    // saturating like `hour_of`, so the extreme hours map back to the same value
+    Some(
+        days_from_civil(y, m, d)
+            .saturating_mul(24)
+            .saturating_add(h)
+            .saturating_mul(HOUR_MS),
+    )
 }
 
 /// Start of the hour containing `t` (in the signal's units), in milliseconds.
 pub(crate) fn hour_of(signal: Signal, t: i64) -> i64 {
-    t.div_euclid(signal.units_per_hour()) * HOUR_MS
+    t.div_euclid(signal.units_per_hour())
+        .saturating_mul(HOUR_MS)
 }
 
 pub(crate) fn part_dir(root: &Path, signal: Signal, tenant: &str, hour_ms: i64) -> PathBuf {
@@ -135,12 +146,15 @@ pub(crate) fn part_file_name(gen: u64) -> String {
     format!("part-{gen:010}.parquet")
 }
 
+/// Name of a part that merges an hour's parts up to generation `gen`.
+pub(crate) fn merged_part_file_name(gen: u64) -> String {
+    format!("part-{gen:010}-m.parquet")
+}
+
+/// Generation of a flushed (`part-<gen>.parquet`) or merged (`part-<gen>-m.parquet`) part.
 pub(crate) fn part_gen(file_name: &str) -> Option<u64> {
-    file_name
-        .strip_prefix("part-")?
-        .strip_suffix(".parquet")?
-        .parse()
-        .ok()
+    let stem = file_name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    stem.strip_suffix("-m").unwrap_or(stem).parse().ok()
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -241,10 +255,23 @@ mod tests {
             hour_of(Signal::Logs, 1_700_000_000_000_000_000),
             1_699_999_200_000
         );
-        for h in [-HOUR_MS, 0, 1_699_999_200_000, 4_102_444_800_000] {
+        let extremes = [
+            hour_of(Signal::Metrics, i64::MIN),
+            hour_of(Signal::Metrics, i64::MAX),
+        ];
+        for h in [
+            -HOUR_MS,
+            0,
+            1_699_999_200_000,
+            4_102_444_800_000,
+            extremes[0],
+            extremes[1],
+        ] {
             assert_eq!(hour_from_dir(&hour_dir(h)), Some(h));
         }
         assert_eq!(hour_from_dir("2023131422"), None);
+        assert_eq!(hour_from_dir("99999999999999999999999"), None);
+        assert_eq!(hour_from_dir("x"), None);
     }
 
     #[test]

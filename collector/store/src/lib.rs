@@ -2,17 +2,24 @@
 //!
 //! Data flow: [`Store::write`] appends one record per request to the write-ahead log
 //! (`wal/`, segmented files, CRC per record) and returns only after the record is
-//! fsync'd — concurrent writers share one fsync (group commit). The batch then goes
-//! into per-tenant Arrow memtables, which are flushed to Parquet parts under
+//! fsync'd — concurrent writers share one fsync (group commit). The store's apply
+//! thread then checks the ingest rules (out of order, duplicate, series limit) in WAL
+//! order and adds the batch to per-tenant memtables (metrics column-wise per series,
+//! logs and spans as Arrow record batches), which are flushed to Parquet parts under
 //! `metrics/`, `logs/`, `traces/` partitioned by tenant and hour (rows sorted by series
-//! and time, zstd). `index/` keeps each tenant's series label index. On
-//! [`Store::open`] the WAL is replayed, so everything acknowledged survives a crash.
+//! and time, zstd; an hour's metrics parts are later merged). `index/` keeps each
+//! tenant's series label index, checkpointed with every flush; WAL segments the flush
+//! covers are deleted. On [`Store::open`] the WAL after the checkpoint is replayed, so
+//! everything acknowledged survives a crash. Module map: `wal` (segments, replay),
+//! `codec` (record payloads), `engine` (threads), `memtable` (ingest rules), `index`,
+//! `parts`/`metrics_part`/`records_part` (Parquet), `compaction`, `query`, `layout`.
 //! Reads ([`Store::select_series`], [`Store::series`], [`Store::label_names`],
 //! [`Store::label_values`], [`Store::select_logs`], [`Store::select_spans`]) merge
 //! memtables and parts and never see another tenant's data.
 
 pub mod clock;
 mod codec;
+mod compaction;
 mod engine;
 mod index;
 mod layout;
@@ -179,6 +186,15 @@ pub struct StoreStats {
     pub parts_bytes: u64,
     /// Bytes of metrics part files (gauge).
     pub metrics_parts_bytes: u64,
+    /// Part files opened by selects (parts outside the time range are not counted).
+    pub parts_read_total: u64,
+    /// Row groups decoded by selects.
+    pub row_groups_read_total: u64,
+    /// Row groups skipped thanks to their statistics.
+    pub row_groups_pruned_total: u64,
+    /// Hours whose metrics parts were merged into one.
+    pub compactions_total: u64,
+    pub compaction_errors_total: u64,
 }
 
 /// The store. Cheap to share behind an `Arc`. Dropping it stops its threads after
@@ -269,6 +285,7 @@ impl Store {
         );
         let shared = Arc::new(Shared {
             min_free_bytes: std::sync::atomic::AtomicU64::new(config.min_free_bytes),
+            flush_backlog: Default::default(),
             root,
             config,
             clock,
@@ -296,6 +313,11 @@ impl Store {
         let s = shared.clone();
         let t = wal_tx.clone();
         let ticker = Some(spawn("sl-store-tick", move || engine::tick_loop(s, t))?);
+        if report.corrupt_records > 0 {
+            // flush soon, so the segment with the bad record goes away and is not
+            // quarantined again on the next start
+            let _ = wal_tx.try_send(WalMsg::Flush { reply: None });
+        }
         Ok(Store {
             shared,
             wal_tx: Some(wal_tx),
@@ -456,6 +478,11 @@ impl Store {
                 as u64,
             parts_bytes,
             metrics_parts_bytes: engine::signal_bytes(&st, layout::Signal::Metrics),
+            parts_read_total: get(&c.parts_read),
+            row_groups_read_total: get(&c.row_groups_read),
+            row_groups_pruned_total: get(&c.row_groups_pruned),
+            compactions_total: get(&c.compactions),
+            compaction_errors_total: get(&c.compaction_errors),
         }
     }
 }

@@ -37,7 +37,23 @@ pub(crate) struct PartMeta {
     pub(crate) min_time: i64,
     pub(crate) max_time: i64,
     pub(crate) meta: ArrowReaderMetadata,
+    /// Set when a merged part replaced this one: the file is deleted once the last
+    /// reader lets go of it.
+    pub(crate) obsolete: std::sync::atomic::AtomicBool,
 }
+
+impl Drop for PartMeta {
+    fn drop(&mut self) {
+        if self.obsolete.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), "could not remove a merged-away part: {e}");
+            }
+        }
+    }
+}
+
+/// Footer key listing the file names a merged part replaces.
+pub(crate) const COMPACTED_FROM: &str = "sightline.compacted_from";
 
 /// All parts, by signal and tenant, each list ordered by generation then hour.
 pub(crate) type Catalog = BTreeMap<(Signal, String), Vec<Arc<PartMeta>>>;
@@ -82,13 +98,13 @@ pub(crate) fn load_part(
         });
     }
     let span = signal.units_per_hour();
-    let first = hour_ms / layout::HOUR_MS * span;
+    let first = (hour_ms / layout::HOUR_MS).saturating_mul(span);
     let min_time = kv(&meta, "sightline.min_time")
         .and_then(|v| v.parse().ok())
         .unwrap_or(first);
     let max_time = kv(&meta, "sightline.max_time")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(first + span - 1);
+        .unwrap_or(first.saturating_add(span - 1));
     Ok(PartMeta {
         signal,
         hour_ms,
@@ -98,6 +114,7 @@ pub(crate) fn load_part(
         min_time,
         max_time,
         meta,
+        obsolete: Default::default(),
     })
 }
 
@@ -184,6 +201,24 @@ pub(crate) fn scan(
         }
     }
     for parts in rep.catalog.values_mut() {
+        // a merge that crashed before deleting its inputs: the merged part wins
+        let replaced: BTreeSet<PathBuf> = parts
+            .iter()
+            .filter_map(|p| {
+                let from = kv(&p.meta, COMPACTED_FROM)?;
+                let dir = p.path.parent()?;
+                Some(from.split(',').map(|n| dir.join(n)).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect();
+        parts.retain(|p| {
+            let gone = replaced.contains(&p.path);
+            if gone {
+                tracing::info!(path = %p.path.display(), "removing a part already merged");
+                p.obsolete.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            !gone
+        });
         parts.sort_by_key(|p| (p.generation, p.hour_ms));
     }
     Ok(rep)
@@ -212,16 +247,21 @@ fn records_props() -> WriterProperties {
             .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
-    b.build()
+    // trace-by-id lookups skip row groups through a bloom filter (folded to the actual
+    // number of distinct ids when the row group is written)
+    b.set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
+        .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
+        .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), 64 * 1024)
+        .build()
 }
 
 /// One part to be written.
-struct Pending {
-    signal: Signal,
-    hour_ms: i64,
-    batch: RecordBatch,
-    min_time: i64,
-    max_time: i64,
+pub(crate) struct Pending {
+    pub(crate) signal: Signal,
+    pub(crate) hour_ms: i64,
+    pub(crate) batch: RecordBatch,
+    pub(crate) min_time: i64,
+    pub(crate) max_time: i64,
 }
 
 fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
@@ -233,14 +273,17 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
         while i < c.ts.len() {
             let h = hour_of(Signal::Metrics, c.ts[i]);
             hours.insert(h);
-            i = c.ts.partition_point(|&x| x < h + layout::HOUR_MS);
+            // timestamps are sorted and hour_of is monotonic: skip the rest of this hour
+            i += c.ts[i..]
+                .partition_point(|&x| hour_of(Signal::Metrics, x) <= h)
+                .max(1);
         }
     }
     for h in hours {
         let batch = metrics_part::build_batch(
             t.metrics.iter().map(|(id, c)| (*id, c)),
+            |x| hour_of(Signal::Metrics, x),
             h,
-            h + layout::HOUR_MS,
         )?;
         let (lo, hi) = t
             .metrics
@@ -291,7 +334,13 @@ fn tenant_pending(t: &TenantMem) -> Result<Vec<Pending>> {
     Ok(out)
 }
 
-fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<()> {
+pub(crate) fn write_one(
+    path: &Path,
+    p: &Pending,
+    tenant: &str,
+    generation: u64,
+    extra: Vec<KeyValue>,
+) -> Result<()> {
     let mut props = if p.signal == Signal::Metrics {
         metrics_part::writer_properties()
     } else {
@@ -303,7 +352,10 @@ fn write_one(path: &Path, p: &Pending, tenant: &str, generation: u64) -> Result<
         KeyValue::new("sightline.generation".into(), generation.to_string()),
         KeyValue::new("sightline.min_time".into(), p.min_time.to_string()),
         KeyValue::new("sightline.max_time".into(), p.max_time.to_string()),
-    ];
+    ]
+    .into_iter()
+    .chain(extra)
+    .collect();
     props = props
         .into_builder()
         .set_key_value_metadata(Some(kvs))
@@ -345,7 +397,7 @@ pub(crate) fn write_generation(
                 let path = dir.join(part_file_name(generation));
                 let tmp = path.with_extension("parquet.tmp");
                 written.push((tenant.clone(), p.signal, p.hour_ms, tmp.clone()));
-                write_one(&tmp, &p, tenant, generation)?;
+                write_one(&tmp, &p, tenant, generation, Vec::new())?;
             }
         }
         Ok(())
@@ -404,8 +456,10 @@ fn rg_range(meta: &ArrowReaderMetadata, rg: usize, col: usize) -> Option<(i64, i
 pub(crate) fn read_pruned(
     part: &PartMeta,
     ranges: &[(usize, i64, i64)],
+    bloom: Option<(usize, &[u8])>,
+    counters: &crate::engine::Counters,
 ) -> Result<Vec<RecordBatch>> {
-    let groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
+    let mut groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
         .filter(|&rg| {
             ranges
                 .iter()
@@ -415,11 +469,25 @@ pub(crate) fn read_pruned(
                 })
         })
         .collect();
+    let total = part.meta.metadata().num_row_groups();
+    crate::engine::inc(&counters.parts_read, 1);
+    let f = File::open(&part.path).map_err(|e| io_err(&part.path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, part.meta.clone());
+    if let Some((col, key)) = bloom {
+        // a missing or unreadable filter keeps the row group
+        groups.retain(
+            |&rg| match builder.get_row_group_column_bloom_filter(rg, col) {
+                Ok(Some(sbbf)) => sbbf.check(key),
+                _ => true,
+            },
+        );
+    }
+    crate::engine::inc(&counters.row_groups_read, groups.len() as u64);
+    crate::engine::inc(&counters.row_groups_pruned, (total - groups.len()) as u64);
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let f = File::open(&part.path).map_err(|e| io_err(&part.path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(f, part.meta.clone())
+    let reader = builder
         .with_row_groups(groups)
         .with_batch_size(64 * 1024)
         .build()

@@ -83,7 +83,12 @@ impl Shared {
             let (min_id, max_id) = (i64::from(ids[0]), i64::from(ids[ids.len() - 1]));
             let mut rows = Vec::new();
             for p in &parts {
-                for b in read_pruned(p, &[(0, min_id, max_id), (1, start, end)])? {
+                for b in read_pruned(
+                    p,
+                    &[(0, min_id, max_id), (1, start, end)],
+                    None,
+                    &self.counters,
+                )? {
                     metrics_part::read_batch(
                         &b,
                         |id| slots.get(&id).copied(),
@@ -224,7 +229,7 @@ impl Shared {
         let (parts, batches) = self.record_sources(tenant, Signal::Logs, start, end);
         let mut out = Vec::new();
         for p in &parts {
-            for b in read_pruned(p, &[(0, start, end)])? {
+            for b in read_pruned(p, &[(0, start, end)], None, &self.counters)? {
                 logs_from_batch(&b, start, end, &mut out)?;
             }
         }
@@ -246,7 +251,7 @@ impl Shared {
         let (parts, batches) = self.record_sources(tenant, Signal::Traces, start, end);
         let mut out = Vec::new();
         for p in &parts {
-            for b in read_pruned(p, &[(6, start, end)])? {
+            for b in read_pruned(p, &[(6, start, end)], trace.map(|t| (0, t)), &self.counters)? {
                 spans_from_batch(&b, trace, start, end, &mut out)?;
             }
         }

@@ -291,6 +291,24 @@ mod tests {
     }
 
     #[test]
+    fn enospc_is_disk_full_and_forces_a_fresh_segment() {
+        let d = tempfile::tempdir().unwrap();
+        let Ok(full) = OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let mut w = WalWriter::create(d.path(), 1, 1 << 20).unwrap();
+        w.file = full; // every write fails with ENOSPC, and it cannot be truncated
+        let e = w.append_group(&[b"x"]).unwrap_err();
+        assert!(matches!(e, Error::DiskFull(_)), "{e}");
+        assert!(w.must_roll);
+        // the next group goes to a new, healthy segment
+        assert_eq!(
+            w.append_group(&[b"y"]).unwrap(),
+            vec![WalPos { seg: 2, off: 9 }]
+        );
+    }
+
+    #[test]
     fn torn_tail_is_truncated_and_corrupt_middle_quarantined() {
         let d = tempfile::tempdir().unwrap();
         let wal = d.path().join("wal");

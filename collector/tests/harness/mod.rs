@@ -1,6 +1,6 @@
 //! Test harness: a real collector on 127.0.0.1 port 0 in a temp dir, plus small
 //! HTTP helpers (blocking `ureq` run off the async runtime) and OTLP builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test support: a failure here is a failed test
 
 use std::sync::Arc;
 
@@ -11,7 +11,9 @@ use sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use sightline_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use sightline_proto::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use sightline_proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use sightline_proto::otlp::metrics::v1::{metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+use sightline_proto::otlp::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
 use sightline_proto::otlp::resource::v1::Resource;
 use sightline_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use sightline_store::SystemClock;
@@ -34,8 +36,11 @@ pub async fn start(extra: &str) -> TestCollector {
     cfg.storage.data_dir = dir.path().join("data");
     cfg.storage.min_free_bytes = 0;
     let listen = dir.path().join("listen.json");
-    let c = server::start(&cfg, Arc::new(SystemClock), Some(&listen)).await.unwrap();
-    let addrs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&listen).unwrap()).unwrap();
+    let c = server::start(&cfg, Arc::new(SystemClock), Some(&listen))
+        .await
+        .unwrap();
+    let addrs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&listen).unwrap()).unwrap();
     TestCollector {
         http: format!("http://{}", addrs["http"].as_str().unwrap()),
         otlp: format!("http://{}", addrs["otlp_http"].as_str().unwrap()),
@@ -73,13 +78,19 @@ impl TestCollector {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 /// POST; returns status, content type and body.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String, Vec<u8>) {
     let url = url.to_string();
-    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let mut req = agent().post(&url);
         for (k, v) in &headers {
@@ -101,7 +112,10 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, S
 /// GET; returns status and body text.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let url = url.to_string();
-    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let mut req = agent().get(&url);
         for (k, v) in &headers {
@@ -117,26 +131,42 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
 
 pub async fn get_json(url: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let (status, body) = get(url, headers).await;
-    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+    )
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
     }
 }
 
 pub fn resource(service: &str) -> Option<Resource> {
-    Some(Resource { attributes: vec![kv("service.name", service)], ..Default::default() })
+    Some(Resource {
+        attributes: vec![kv("service.name", service)],
+        ..Default::default()
+    })
 }
 
 /// One gauge with one point per `(time_ms, value)`.
-pub fn gauge_request(service: &str, name: &str, points: &[(i64, f64)]) -> ExportMetricsServiceRequest {
+pub fn gauge_request(
+    service: &str,
+    name: &str,
+    points: &[(i64, f64)],
+) -> ExportMetricsServiceRequest {
     let data_points = points
         .iter()
         .map(|&(t, v)| NumberDataPoint {
@@ -171,7 +201,9 @@ pub fn logs_request(service: &str, lines: &[(i64, &str)]) -> ExportLogsServiceRe
                     .map(|&(t_ns, body)| LogRecord {
                         time_unix_nano: t_ns as u64,
                         observed_time_unix_nano: t_ns as u64,
-                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(body.into())) }),
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(body.into())),
+                        }),
                         ..Default::default()
                     })
                     .collect(),
@@ -182,7 +214,11 @@ pub fn logs_request(service: &str, lines: &[(i64, &str)]) -> ExportLogsServiceRe
     }
 }
 
-pub fn trace_request(service: &str, trace_id: [u8; 16], start_ns: i64) -> ExportTraceServiceRequest {
+pub fn trace_request(
+    service: &str,
+    trace_id: [u8; 16],
+    start_ns: i64,
+) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource(service),
@@ -205,22 +241,38 @@ pub fn trace_request(service: &str, trace_id: [u8; 16], start_ns: i64) -> Export
 }
 
 /// `/api/v1/query` result for `query` at `t_ms`: `(labels, value)` pairs.
-pub async fn instant(base: &str, query: &str, t_ms: i64, headers: &[(&str, &str)]) -> Vec<(serde_json::Value, String)> {
-    let url = format!("{base}/api/v1/query?query={}&time={}", urlencode(query), t_ms as f64 / 1000.0);
+pub async fn instant(
+    base: &str,
+    query: &str,
+    t_ms: i64,
+    headers: &[(&str, &str)],
+) -> Vec<(serde_json::Value, String)> {
+    let url = format!(
+        "{base}/api/v1/query?query={}&time={}",
+        urlencode(query),
+        t_ms as f64 / 1000.0
+    );
     let (status, v) = get_json(&url, headers).await;
     assert_eq!(status, 200, "{v}");
     v["data"]["result"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["metric"].clone(),
+                r["value"][1].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
