@@ -1,0 +1,660 @@
+//! Container discovery against a cgroup v2 tree reproduced in a temp dir (real file names
+//! and formats), with values a writer thread changes while the agent reads them; names
+//! from a `/var/log/pods`-shaped tree, a real HTTP kubelet `/pods` server and a Docker
+//! Engine API on a unix socket; churn of 2,000 containers; `GET /inventory`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sightline_agent::clock::{Clock, SystemClock};
+use sightline_agent::containers::metadata::MetadataOptions;
+use sightline_agent::containers::{ContainerCollection, ContainerOptions, Containers};
+use sightline_agent::telemetry::Telemetry;
+use sightline_proto::otlp::common::v1::any_value;
+use sightline_proto::otlp::metrics::v1::{
+    metric, number_data_point, NumberDataPoint, ResourceMetrics,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const POD_UID: &str = "0f6c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+
+fn hex_id(n: u64) -> String {
+    format!("{:064x}", 0xc0ffee_u64 * 1_000_003 + n)
+}
+
+/// Write like the kernel does: readers never see half a file.
+fn put(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A v2 container directory with the files and formats the kernel has.
+fn v2_container(dir: &Path, cpu_usec: u64, memory: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    put(&dir.join("cpu.stat"), &format!(
+        "usage_usec {cpu_usec}\nuser_usec {}\nsystem_usec {}\nnr_periods 120\nnr_throttled 7\nthrottled_usec 350000\nnr_bursts 0\nburst_usec 0\n",
+        cpu_usec * 3 / 4,
+        cpu_usec - cpu_usec * 3 / 4
+    ));
+    put(&dir.join("memory.current"), &format!("{memory}\n"));
+    put(&dir.join("memory.stat"), &format!(
+        "anon {}\nfile {}\nkernel 385024\nkernel_stack 32768\npagetables 65536\nsock 0\nshmem 0\nfile_mapped 0\nfile_dirty 0\nfile_writeback 0\nanon_thp 0\ninactive_anon {}\nactive_anon 4096\ninactive_file {}\nactive_file {}\nunevictable 0\nslab_reclaimable 0\nslab_unreclaimable 0\npgfault 1000\npgmajfault 3\n",
+        memory / 2, memory / 4, memory / 2, memory / 8, memory / 8
+    ));
+    put(&dir.join("memory.max"), "268435456\n");
+    put(
+        &dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n",
+    );
+    put(
+        &dir.join("io.stat"),
+        "8:0 rbytes=1048576 wbytes=2097152 rios=16 wios=32 dbytes=0 dios=0\n",
+    );
+    put(&dir.join("pids.current"), "4\n");
+    put(&dir.join("cgroup.procs"), "");
+}
+
+fn options(root: &Path) -> ContainerOptions {
+    ContainerOptions {
+        cgroup_root: root.join("cgroup"),
+        proc_root: PathBuf::from("/proc"),
+        sys_root: root.join("sys"),
+        metadata: MetadataOptions {
+            pod_logs_root: Some(root.join("log/pods")),
+            kubelet_url: None,
+            kubelet_token_file: None,
+            docker_socket: None,
+        },
+        max_series: 20_000,
+        rescan_interval: Duration::from_secs(1),
+    }
+}
+
+struct Running {
+    containers: Arc<Containers>,
+    telemetry: Arc<Telemetry>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(opts: ContainerOptions) -> Running {
+    let telemetry = Arc::new(Telemetry::new());
+    let containers =
+        Arc::new(Containers::new(opts, telemetry.clone(), "node-1", SystemTime::now()).unwrap());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let task = tokio::spawn(containers.clone().run_discovery(clock, async {
+        let _ = rx.await;
+    }));
+    Running {
+        containers,
+        telemetry,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+
+    fn len(&self) -> usize {
+        self.containers.inventory().lock().unwrap().len()
+    }
+
+    /// Wait (at most `limit`) until `cond` holds on the inventory size.
+    async fn wait_len(&self, limit: Duration, cond: impl Fn(usize) -> bool) -> Duration {
+        let t0 = Instant::now();
+        while !cond(self.len()) {
+            assert!(
+                t0.elapsed() < limit,
+                "inventory has {} entries after {limit:?}",
+                self.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        t0.elapsed()
+    }
+
+    async fn collect(&self) -> ContainerCollection {
+        let c = self.containers.clone();
+        tokio::task::spawn_blocking(move || c.collect(SystemTime::now()))
+            .await
+            .unwrap()
+    }
+}
+
+fn attr<'a>(r: &'a ResourceMetrics, key: &str) -> Option<&'a str> {
+    r.resource.as_ref()?.attributes.iter().find_map(|kv| {
+        if kv.key != key {
+            return None;
+        }
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+fn by_attr<'a>(c: &'a ContainerCollection, key: &str, value: &str) -> Vec<&'a ResourceMetrics> {
+    c.resources
+        .iter()
+        .filter(|r| attr(r, key) == Some(value))
+        .collect()
+}
+
+fn points<'a>(r: &'a ResourceMetrics, name: &str) -> Vec<&'a NumberDataPoint> {
+    r.scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+        .flat_map(|m| match &m.data {
+            Some(metric::Data::Sum(s)) => s.data_points.iter().collect::<Vec<_>>(),
+            Some(metric::Data::Gauge(g)) => g.data_points.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+fn value(p: &NumberDataPoint) -> f64 {
+    match p.value {
+        Some(number_data_point::Value::AsDouble(v)) => v,
+        Some(number_data_point::Value::AsInt(v)) => v as f64,
+        None => f64::NAN,
+    }
+}
+
+fn point_attr<'a>(p: &'a NumberDataPoint, key: &str) -> Option<&'a str> {
+    p.attributes
+        .iter()
+        .find_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) if kv.key == key => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+/// Sum of a metric's points matching `filter` (`(key, value)` on point attributes).
+fn total(r: &ResourceMetrics, name: &str, filter: &[(&str, &str)]) -> f64 {
+    points(r, name)
+        .into_iter()
+        .filter(|p| filter.iter().all(|(k, v)| point_attr(p, k) == Some(*v)))
+        .map(value)
+        .sum()
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_tree_discovery_metadata_values_inventory_and_stale_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cg = root.join("cgroup");
+    put(
+        &cg.join("cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids rdma misc\n",
+    );
+    let k8s_id = hex_id(1);
+    let docker_id = hex_id(2);
+    let pod_slice = cg.join(format!(
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        POD_UID.replace('-', "_")
+    ));
+    put(&pod_slice.join("cpu.stat"), "usage_usec 1\n"); // the pod itself is not a container
+    let k8s_dir = pod_slice.join(format!("cri-containerd-{k8s_id}.scope"));
+    v2_container(&k8s_dir, 2_000_000, 64 << 20);
+    let docker_dir = cg.join(format!("system.slice/docker-{docker_id}.scope"));
+    v2_container(&docker_dir, 500_000, 8 << 20);
+    v2_container(&cg.join("system.slice/nginx.service"), 100_000, 4 << 20);
+    std::fs::create_dir_all(cg.join("user.slice/user-1000.slice/session-2.scope")).unwrap();
+    // The kubelet's log layout: pod directories and the id-bearing symlinks.
+    std::fs::create_dir_all(root.join(format!("log/pods/shop_cart-7d9f_{POD_UID}/cart"))).unwrap();
+    std::fs::create_dir_all(root.join("log/containers")).unwrap();
+    std::os::unix::fs::symlink(
+        root.join(format!("log/pods/shop_cart-7d9f_{POD_UID}/cart/0.log")),
+        root.join(format!("log/containers/cart-7d9f_shop_cart-{k8s_id}.log")),
+    )
+    .unwrap();
+    // Device name as sysfs gives it.
+    put(
+        &root.join("sys/dev/block/8:0/uevent"),
+        "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n",
+    );
+
+    let agent = start(options(root));
+    agent.wait_len(Duration::from_secs(5), |n| n == 3).await;
+    assert_eq!(agent.telemetry.containers_discovered.get(), 3);
+    assert_eq!(agent.telemetry.containers.get(), 3);
+
+    // A writer thread keeps changing the k8s container's counters while we collect.
+    let written = Arc::new(AtomicU64::new(2_000_000));
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (written, stop_writer, k8s_dir) =
+            (written.clone(), stop_writer.clone(), k8s_dir.clone());
+        std::thread::spawn(move || {
+            let mut usec = 2_000_000;
+            while !stop_writer.load(Ordering::Relaxed) {
+                usec += 10_000;
+                v2_container(&k8s_dir, usec, 64 << 20);
+                written.store(usec, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let mut last_cpu = 0.0;
+    for _ in 0..5 {
+        let low = written.load(Ordering::SeqCst) as f64 / 1e6;
+        let c = agent.collect().await;
+        // The writer may have written one step more than it has published.
+        let high = (written.load(Ordering::SeqCst) + 10_000) as f64 / 1e6;
+        let k8s = by_attr(&c, "container.id", &k8s_id);
+        assert_eq!(k8s.len(), 1);
+        let cpu = total(k8s[0], "container.cpu.time", &[]);
+        // user + system = usage_usec as written at some moment during the read.
+        assert!(
+            cpu >= low - 1e-6 && cpu <= high + 1e-6,
+            "{low} <= {cpu} <= {high}"
+        );
+        assert!(cpu >= last_cpu);
+        last_cpu = cpu;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_writer.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+
+    let c = agent.collect().await;
+    let k8s = by_attr(&c, "container.id", &k8s_id)[0];
+    assert_eq!(attr(k8s, "k8s.namespace.name"), Some("shop"));
+    assert_eq!(attr(k8s, "k8s.pod.name"), Some("cart-7d9f"));
+    assert_eq!(attr(k8s, "k8s.pod.uid"), Some(POD_UID));
+    assert_eq!(attr(k8s, "k8s.container.name"), Some("cart"));
+    assert_eq!(attr(k8s, "container.name"), Some("cart"));
+    assert_eq!(attr(k8s, "k8s.node.name"), Some("node-1"));
+    assert_eq!(attr(k8s, "container.runtime"), Some("containerd"));
+    let usec = written.load(Ordering::SeqCst) as f64;
+    assert_eq!(
+        total(k8s, "container.cpu.time", &[("cpu.mode", "user")]),
+        (usec as u64 * 3 / 4) as f64 / 1e6
+    );
+    assert_eq!(total(k8s, "container.cpu.time", &[]), usec / 1e6);
+    assert_eq!(
+        total(k8s, "container.cpu.throttling_data.periods", &[]),
+        120.0
+    );
+    assert_eq!(
+        total(k8s, "container.cpu.throttling_data.throttled_periods", &[]),
+        7.0
+    );
+    assert_eq!(
+        total(k8s, "container.cpu.throttling_data.throttled_time", &[]),
+        0.35
+    );
+    let mem = (64u64 << 20) as f64;
+    assert_eq!(total(k8s, "container.memory.usage", &[]), mem);
+    assert_eq!(
+        total(k8s, "container.memory.working_set", &[]),
+        mem - mem / 8.0
+    );
+    assert_eq!(total(k8s, "container.memory.rss", &[]), mem / 2.0);
+    assert_eq!(total(k8s, "container.memory.file", &[]), mem / 4.0);
+    assert_eq!(
+        total(k8s, "container.memory.usage.limit", &[]),
+        268_435_456.0
+    );
+    assert_eq!(total(k8s, "container.memory.oom_kills", &[]), 1.0);
+    assert_eq!(
+        total(
+            k8s,
+            "container.disk.io",
+            &[("system.device", "sda"), ("disk.io.direction", "write")]
+        ),
+        2_097_152.0
+    );
+    assert_eq!(
+        total(
+            k8s,
+            "container.disk.operations",
+            &[("disk.io.direction", "read")]
+        ),
+        16.0
+    );
+    assert_eq!(total(k8s, "container.pids.count", &[]), 4.0);
+    assert_eq!(total(k8s, "container.up", &[]), 1.0);
+
+    let docker = by_attr(&c, "container.id", &docker_id)[0];
+    assert_eq!(attr(docker, "container.runtime"), Some("docker"));
+    assert_eq!(attr(docker, "k8s.pod.uid"), None);
+    assert_eq!(
+        total(docker, "container.memory.usage", &[]),
+        (8u64 << 20) as f64
+    );
+    let svc = by_attr(&c, "systemd.unit", "nginx.service");
+    assert_eq!(svc.len(), 1);
+    assert_eq!(attr(svc[0], "container.id"), None);
+    assert_eq!(total(svc[0], "container.cpu.time", &[]), 0.1);
+    assert_eq!(
+        c.resources.len(),
+        3,
+        "pod slice and session scope are not containers"
+    );
+
+    // GET /inventory on a real HTTP server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = agent.containers.router();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let body = http_get(addr, "/inventory").await;
+    let json: serde_json::Value =
+        serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let items = json.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let k8s_item = items
+        .iter()
+        .find(|i| i["container_id"] == k8s_id.as_str())
+        .unwrap();
+    assert_eq!(k8s_item["kind"], "kubernetes");
+    assert_eq!(k8s_item["qos"], "burstable");
+    assert_eq!(k8s_item["metadata"]["pod_name"], "cart-7d9f");
+    assert!(k8s_item["cgroup_path"]
+        .as_str()
+        .unwrap()
+        .starts_with("/kubepods.slice/"));
+    assert!(k8s_item["first_seen"].as_str().unwrap().ends_with('Z'));
+    server.abort();
+
+    // A new container is seen within the 2 s contract.
+    let new_id = hex_id(3);
+    v2_container(
+        &cg.join(format!("system.slice/docker-{new_id}.scope")),
+        1,
+        1,
+    );
+    agent.wait_len(Duration::from_secs(2), |n| n == 4).await;
+
+    // Removal: forgotten, and its series ended with one NO_RECORDED_VALUE point each.
+    std::fs::remove_dir_all(&docker_dir).unwrap();
+    agent.wait_len(Duration::from_secs(5), |n| n == 3).await;
+    assert_eq!(agent.telemetry.containers_removed.get(), 1);
+    let c = agent.collect().await;
+    let ended = by_attr(&c, "container.id", &docker_id);
+    assert_eq!(ended.len(), 1);
+    let stale: Vec<_> = ended[0].scope_metrics[0].metrics.iter().collect();
+    assert!(stale.len() > 5);
+    for name in [
+        "container.cpu.time",
+        "container.memory.usage",
+        "container.up",
+    ] {
+        let ps = points(ended[0], name);
+        assert!(!ps.is_empty(), "{name}");
+        assert!(
+            ps.iter().all(|p| p.flags == 1 && p.value.is_none()),
+            "{name}"
+        );
+    }
+    // Only once.
+    let c = agent.collect().await;
+    assert!(by_attr(&c, "container.id", &docker_id).is_empty());
+    assert!(agent
+        .telemetry
+        .encode()
+        .contains("sightline_agent_containers_removed_total 1"));
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_pods_endpoint_names_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cg = root.join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    let id = hex_id(7);
+    // cgroupfs driver layout, guaranteed QoS.
+    v2_container(&cg.join(format!("kubepods/pod{POD_UID}/{id}")), 10, 10);
+    let hits = Arc::new(AtomicU64::new(0));
+    let pods = serde_json::json!({
+        "kind": "PodList", "apiVersion": "v1",
+        "items": [{
+            "metadata": {"name": "api-0", "namespace": "prod", "uid": POD_UID},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "api", "image": "registry.local:5000/team/api:2.4.1",
+                "containerID": format!("containerd://{id}"), "ready": true
+            }]}
+        }]
+    });
+    let app = {
+        let hits = hits.clone();
+        axum::Router::new().route(
+            "/pods",
+            axum::routing::get(move || {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let pods = pods.clone();
+                async move { axum::Json(pods) }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut opts = options(root);
+    opts.metadata.pod_logs_root = None;
+    opts.metadata.kubelet_url = Some(format!("http://{addr}"));
+    let agent = start(opts);
+    agent.wait_len(Duration::from_secs(5), |n| n == 1).await;
+    let t0 = Instant::now();
+    loop {
+        let c = agent.collect().await;
+        let r = &c.resources[0];
+        if attr(r, "k8s.pod.name").is_some() {
+            assert_eq!(attr(r, "k8s.namespace.name"), Some("prod"));
+            assert_eq!(attr(r, "k8s.pod.name"), Some("api-0"));
+            assert_eq!(attr(r, "k8s.container.name"), Some("api"));
+            assert_eq!(
+                attr(r, "container.image.name"),
+                Some("registry.local:5000/team/api")
+            );
+            assert_eq!(attr(r, "container.image.tag"), Some("2.4.1"));
+            assert_eq!(attr(r, "container.id"), Some(id.as_str()));
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "kubelet metadata never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(hits.load(Ordering::SeqCst) >= 1);
+    // Once everything is named the kubelet is not asked again.
+    let before = hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), before);
+    agent.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_socket_names_and_unreachable_peers_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cg = root.join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    let id = hex_id(9);
+    let other = hex_id(10);
+    v2_container(&cg.join(format!("docker/{id}")), 10, 10);
+    v2_container(
+        &cg.join(format!("system.slice/docker-{other}.scope")),
+        10,
+        10,
+    );
+    let socket = root.join("docker.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let known = id.clone();
+    let app = axum::Router::new().route(
+        "/containers/{id}/json",
+        axum::routing::get(
+            move |axum::extract::Path(asked): axum::extract::Path<String>| {
+                let known = known.clone();
+                async move {
+                    if asked == known {
+                        Ok(axum::Json(serde_json::json!({
+                            "Id": asked, "Name": "/web-1", "Config": {"Image": "nginx:1.27"}
+                        })))
+                    } else {
+                        Err(axum::http::StatusCode::NOT_FOUND)
+                    }
+                }
+            },
+        ),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut opts = options(root);
+    opts.metadata.docker_socket = Some(socket);
+    // A kubelet that is not there: counted, never fatal (no k8s container, so not asked).
+    opts.metadata.kubelet_url = Some("http://127.0.0.1:9".into());
+    let agent = start(opts);
+    agent.wait_len(Duration::from_secs(5), |n| n == 2).await;
+    let t0 = Instant::now();
+    loop {
+        let c = agent.collect().await;
+        let named = by_attr(&c, "container.name", "web-1");
+        if let Some(r) = named.first() {
+            assert_eq!(attr(r, "container.id"), Some(id.as_str()));
+            assert_eq!(attr(r, "container.image.name"), Some("nginx"));
+            assert_eq!(attr(r, "container.image.tag"), Some("1.27"));
+            // 404 for the other: no name, no error.
+            let o = by_attr(&c, "container.id", &other)[0];
+            assert_eq!(attr(o, "container.name"), None);
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "docker metadata never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!agent
+        .telemetry
+        .encode()
+        .contains("container_metadata_errors_total{source=\"docker\"}"));
+    agent.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_of_2000_containers_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cg = root.join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    std::fs::create_dir_all(cg.join("system.slice")).unwrap();
+    std::fs::create_dir_all(cg.join("kubepods.slice/kubepods-besteffort.slice")).unwrap();
+    let agent = start(options(root));
+    agent.wait_len(Duration::from_secs(5), |n| n == 0).await;
+    let baseline = agent.containers.inventory().lock().unwrap().footprint();
+    let n = 2_000u64;
+    let mut dirs = Vec::new();
+    for i in 0..n {
+        let d = if i % 2 == 0 {
+            cg.join(format!("system.slice/docker-{}.scope", hex_id(i)))
+        } else {
+            cg.join(format!(
+                "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{:08x}_0000_0000_0000_000000000000.slice/cri-containerd-{}.scope",
+                i,
+                hex_id(i)
+            ))
+        };
+        std::fs::create_dir_all(&d).unwrap();
+        put(
+            &d.join("cpu.stat"),
+            "usage_usec 10\nuser_usec 5\nsystem_usec 5\n",
+        );
+        put(&d.join("memory.current"), "4096\n");
+        dirs.push(d);
+    }
+    agent
+        .wait_len(Duration::from_secs(30), |len| len == n as usize)
+        .await;
+    assert_eq!(agent.telemetry.containers_discovered.get(), n);
+    let c = agent.collect().await;
+    assert_eq!(c.resources.len(), n as usize);
+    for d in &dirs {
+        std::fs::remove_dir_all(d).unwrap();
+        if let Some(pod) = d.parent().filter(|p| p.to_string_lossy().contains("-pod")) {
+            std::fs::remove_dir(pod).unwrap();
+        }
+    }
+    agent
+        .wait_len(Duration::from_secs(30), |len| len == 0)
+        .await;
+    assert_eq!(agent.telemetry.containers_removed.get(), n);
+    assert_eq!(agent.telemetry.containers.get(), 0);
+    // Every series is ended once, then nothing is kept.
+    let c = agent.collect().await;
+    assert_eq!(c.resources.len(), n as usize);
+    assert!(agent.collect().await.resources.is_empty());
+    let inventory = agent.containers.inventory();
+    assert_eq!(inventory.lock().unwrap().footprint(), baseline);
+    assert!(inventory.lock().unwrap().items().is_empty());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_budget_folds_newest_containers_into_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cg = root.join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    let mut opts = options(root);
+    // One container's worth of series (up, 2 cpu, 3 throttling, 4 memory + limit,
+    // oom, 4 io, pids = 17).
+    opts.max_series = 17;
+    let agent = start(opts);
+    for i in 0..3 {
+        v2_container(
+            &cg.join(format!("system.slice/docker-{}.scope", hex_id(i))),
+            1_000_000,
+            1 << 20,
+        );
+        agent
+            .wait_len(Duration::from_secs(5), |n| n == i as usize + 1)
+            .await;
+        // Distinct first_seen stamps so "oldest first" is well defined.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let c = agent.collect().await;
+    assert_eq!(c.resources.len(), 2);
+    let overflow = by_attr(&c, "container.id", "overflow");
+    assert_eq!(overflow.len(), 1);
+    assert_eq!(total(overflow[0], "container.up", &[]), 2.0);
+    assert_eq!(
+        total(overflow[0], "container.memory.usage", &[]),
+        2.0 * (1 << 20) as f64
+    );
+    assert_eq!(c.overflow_series, 34);
+    assert_eq!(agent.telemetry.series_overflow.get(), 34);
+    assert!(agent
+        .telemetry
+        .encode()
+        .contains("sightline_agent_series_overflow_total 34"));
+    assert_eq!(
+        by_attr(&c, "container.id", &hex_id(0)).len(),
+        1,
+        "oldest keeps its series"
+    );
+    agent.stop().await;
+}
