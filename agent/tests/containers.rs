@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -656,5 +658,153 @@ async fn series_budget_folds_newest_containers_into_overflow() {
         1,
         "oldest keeps its series"
     );
+    agent.stop().await;
+}
+
+async fn wait_for_listen_file(path: &Path) -> std::net::SocketAddr {
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            return v["http"].as_str().unwrap().parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("listen file {} never appeared", path.display());
+}
+
+/// The whole agent (`run::run`) with `--cgroup-root` on a temp tree: container resources
+/// reach a real OTLP/gRPC server, `/inventory` and the counters are served on the agent's
+/// HTTP address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_agent_ships_container_resources_and_serves_inventory() {
+    let server = support::FakeCollector::default();
+    let (endpoint, _) = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cg = dir.path().join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    let id = hex_id(42);
+    v2_container(
+        &cg.join(format!("system.slice/docker-{id}.scope")),
+        3_000_000,
+        32 << 20,
+    );
+    let listen = dir.path().join("listen.json");
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        "interval: 200ms\ncontainers:\n  pod_logs_root: \"\"\n  docker_socket: \"\"\n",
+    )
+    .unwrap();
+    let args = sightline_agent::config::RunArgs {
+        config: Some(config),
+        endpoint: Some(endpoint),
+        http_addr: Some("127.0.0.1:0".into()),
+        listen_file: Some(listen.clone()),
+        cgroup_root: Some(cg.clone()),
+        ..Default::default()
+    };
+    let cfg = sightline_agent::config::resolve(&args).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(sightline_agent::run::run(
+        cfg,
+        Arc::new(SystemClock),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let addr = wait_for_listen_file(&listen).await;
+    let t0 = Instant::now();
+    let shipped = loop {
+        let found = server.received().into_iter().find_map(|r| {
+            r.request
+                .resource_metrics
+                .into_iter()
+                .find(|rm| attr(rm, "container.id") == Some(id.as_str()))
+        });
+        if let Some(rm) = found {
+            break rm;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no container resource shipped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        shipped.scope_metrics[0].scope.as_ref().unwrap().name,
+        "sightline-agent/containers"
+    );
+    assert_eq!(total(&shipped, "container.cpu.time", &[]), 3.0);
+    assert_eq!(
+        total(&shipped, "container.memory.usage", &[]),
+        (32u64 << 20) as f64
+    );
+    let body = http_get(addr, "/inventory").await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.contains(&format!("\"container_id\":\"{id}\"")),
+        "{body}"
+    );
+    let metrics = http_get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("sightline_agent_containers 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sightline_agent_containers_discovered_total 1"));
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// Network counters come from `/proc/<pid>/net/dev` of a process in the container when it
+/// has its own network namespace (`unshare -n`), and not from a process on the host's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_counters_from_a_process_in_its_own_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cg = dir.path().join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    let own = cg.join(format!("system.slice/docker-{}.scope", hex_id(50)));
+    let shared = cg.join(format!("system.slice/docker-{}.scope", hex_id(51)));
+    v2_container(&own, 1, 1);
+    v2_container(&shared, 1, 1);
+    let mut child = std::process::Command::new("unshare")
+        .args(["-n", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux) and root are needed for a network namespace");
+    let pid = child.id();
+    // unshare(2) runs right after the spawn; wait until the namespace differs.
+    let host_ns = std::fs::read_link("/proc/1/ns/net")
+        .or_else(|_| std::fs::read_link("/proc/self/ns/net"))
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap() == host_ns {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "unshare -n did not take effect (root needed)"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    put(&own.join("cgroup.procs"), &format!("{pid}\n"));
+    put(
+        &shared.join("cgroup.procs"),
+        &format!("{}\n", std::process::id()),
+    );
+    let agent = start(options(dir.path()));
+    agent.wait_len(Duration::from_secs(5), |n| n == 2).await;
+    let c = agent.collect().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let own_r = by_attr(&c, "container.id", &hex_id(50))[0];
+    let lo: Vec<_> = points(own_r, "container.network.io")
+        .into_iter()
+        .filter(|p| point_attr(p, "network.interface.name") == Some("lo"))
+        .collect();
+    assert_eq!(lo.len(), 2, "receive and transmit of lo");
+    assert_eq!(points(own_r, "container.network.packets").len(), 2);
+    let shared_r = by_attr(&c, "container.id", &hex_id(51))[0];
+    assert!(points(shared_r, "container.network.io").is_empty());
     agent.stop().await;
 }

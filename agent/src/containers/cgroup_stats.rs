@@ -12,7 +12,8 @@
 //! The working set is usage − inactive_file, floored at 0, as cAdvisor computes it.
 //! Network counters come from `<proc_root>/<pid>/net/dev` of the first process in the
 //! container, only when that process has its own network namespace (a container sharing
-//! the host's namespace would otherwise report the node's interfaces).
+//! the host's namespace would otherwise report the node's interfaces): compared with PID
+//! 1's namespace, or the agent's own when PID 1's link is not readable.
 //! A file that is missing or malformed leaves its fields `None`; the rest is still read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -274,10 +275,14 @@ fn read_network(dir: &Path, proc_root: &Path) -> Vec<InterfaceStats> {
     let Some(procs) = read(&dir.join("cgroup.procs")) else {
         return Vec::new();
     };
+    // The node's namespace is PID 1's; where that is not readable (a sandbox), the agent's
+    // own (a DaemonSet runs with hostNetwork).
+    let host = std::fs::read_link(proc_root.join("1/ns/net"))
+        .or_else(|_| std::fs::read_link(proc_root.join("self/ns/net")))
+        .ok();
     for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
         let pid_dir = proc_root.join(pid.to_string());
         let own = std::fs::read_link(pid_dir.join("ns/net")).ok();
-        let host = std::fs::read_link(proc_root.join("1/ns/net")).ok();
         if own.is_none() {
             // The process is gone (or not visible); try the next one.
             continue;
