@@ -363,4 +363,77 @@ mod tests {
         assert_eq!(s.pids, Some(7));
         assert!(s.io.is_empty() && s.network.is_empty());
     }
+
+    #[test]
+    fn v1_controller_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut map = BTreeMap::new();
+        for c in Controller::ALL {
+            let d = dir.path().join(c.name());
+            std::fs::create_dir_all(&d).unwrap();
+            map.insert(c, d);
+        }
+        let w = |c: &str, f: &str, t: &str| std::fs::write(dir.path().join(c).join(f), t).unwrap();
+        w("cpuacct", "cpuacct.usage", "2500000000\n");
+        w("cpuacct", "cpuacct.usage_user", "2000000000\n");
+        w("cpuacct", "cpuacct.usage_sys", "500000000\n");
+        w(
+            "cpu",
+            "cpu.stat",
+            "nr_periods 40\nnr_throttled 3\nthrottled_time 120000000\nnr_bursts 0\nburst_time 0\n",
+        );
+        w("memory", "memory.usage_in_bytes", "104857600\n");
+        w(
+            "memory",
+            "memory.stat",
+            "cache 1\nrss 2\ntotal_cache 20971520\ntotal_rss 73400320\ntotal_inactive_file 10485760\n",
+        );
+        w("memory", "memory.limit_in_bytes", "9223372036854771712\n");
+        w(
+            "memory",
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        w(
+            "blkio",
+            "blkio.throttle.io_service_bytes",
+            "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 12288\n8:0 Discard 0\n8:0 Total 12288\nTotal 12288\n",
+        );
+        w(
+            "blkio",
+            "blkio.throttle.io_serviced",
+            "8:0 Read 1\n8:0 Write 2\n8:0 Sync 0\n8:0 Async 3\n8:0 Discard 0\n8:0 Total 3\nTotal 3\n",
+        );
+        w("pids", "pids.current", "5\n");
+        let s = read_stats(&CgroupPaths::V1(map.clone()), dir.path(), dir.path());
+        assert_eq!(s.cpu_total_s, Some(2.5));
+        assert_eq!((s.cpu_user_s, s.cpu_system_s), (Some(2.0), Some(0.5)));
+        assert_eq!(s.cpu_periods, Some(40));
+        assert_eq!(s.cpu_throttled_periods, Some(3));
+        assert_eq!(s.cpu_throttled_s, Some(0.12));
+        assert_eq!(s.memory_usage, Some(104_857_600));
+        assert_eq!(s.memory_working_set, Some(104_857_600 - 10_485_760));
+        assert_eq!(s.memory_rss, Some(73_400_320));
+        assert_eq!(s.memory_file, Some(20_971_520));
+        assert_eq!(s.memory_limit, None, "PAGE_COUNTER_MAX means unlimited");
+        assert_eq!(s.oom_kills, Some(2));
+        assert_eq!(
+            s.io,
+            vec![DeviceIo {
+                device: "8:0".into(),
+                read_bytes: 4096,
+                write_bytes: 8192,
+                read_ops: 1,
+                write_ops: 2
+            }]
+        );
+        assert_eq!(s.pids, Some(5));
+        // Without usage_user/usage_sys, cpuacct.stat ticks are used.
+        std::fs::remove_file(dir.path().join("cpuacct/cpuacct.usage_user")).unwrap();
+        w("cpuacct", "cpuacct.stat", "user 100\nsystem 50\n");
+        let hz = rustix::param::clock_ticks_per_second() as f64;
+        let s = read_stats(&CgroupPaths::V1(map), dir.path(), dir.path());
+        assert_eq!(s.cpu_user_s, Some(100.0 / hz));
+        assert_eq!(s.cpu_system_s, Some(50.0 / hz));
+    }
 }

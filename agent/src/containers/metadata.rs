@@ -475,4 +475,23 @@ mod tests {
         assert_eq!(d.image.as_deref(), Some("nginx:1.27"));
         assert!(parse_docker_inspect(b"\"str\"").is_err());
     }
+
+    #[tokio::test]
+    async fn absent_docker_socket_and_unset_kubelet_are_skipped() {
+        let mut r = Resolver::new(MetadataOptions {
+            docker_socket: Some(PathBuf::from("/nonexistent/docker.sock")),
+            ..Default::default()
+        });
+        assert!(r.docker("abc").await.unwrap().is_none());
+        assert!(r.refresh_kubelet().await.is_ok());
+        // A kubelet that refuses connections is an error for the caller to count.
+        let mut r = Resolver::new(MetadataOptions {
+            kubelet_url: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        });
+        let e = r.refresh_kubelet().await.unwrap_err();
+        assert_eq!(e.source, "kubelet");
+        // Rate limited: the second call within KUBELET_REFRESH does not try again.
+        assert!(r.refresh_kubelet().await.is_ok());
+    }
 }

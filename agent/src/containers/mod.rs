@@ -157,13 +157,16 @@ impl Containers {
     }
 
     /// Name what is not named yet. `new_k8s` forces a fresh look at the pod logs.
-    async fn resolve(&self, resolver: &mut Resolver, state: &mut ResolveState, new_k8s: bool) {
+    async fn resolve(
+        &self,
+        resolver: &mut Resolver,
+        state: &mut ResolveState,
+        new_k8s: bool,
+        now: SystemTime,
+    ) {
         let (k8s_unresolved, docker_todo) = {
             let inv = lock(&self.inventory);
-            let k8s = inv
-                .entries()
-                .filter(|e| e.identity.kind == Kind::Kubernetes && !e.metadata.k8s_complete())
-                .count();
+            let k8s = inv.entries().filter(|e| wants_k8s_names(e, now)).count();
             let docker: Vec<String> = inv
                 .entries()
                 .filter(|e| {
@@ -190,7 +193,7 @@ impl Containers {
             let mut inv = lock(&self.inventory);
             let keys: Vec<String> = inv
                 .entries()
-                .filter(|e| e.identity.kind == Kind::Kubernetes && !e.metadata.k8s_complete())
+                .filter(|e| wants_k8s_names(e, now))
                 .map(|e| e.identity.key.clone())
                 .collect();
             for key in keys {
@@ -274,7 +277,7 @@ impl Containers {
                         .is_some_and(|e| e.identity.kind == Kind::Kubernetes)
                 })
             };
-            self.resolve(&mut resolver, &mut state, new_k8s).await;
+            self.resolve(&mut resolver, &mut state, new_k8s, now).await;
             if let Some(w) = watcher.as_mut() {
                 w.sync(&dirs);
             }
@@ -410,6 +413,18 @@ impl Containers {
             }
         }
     }
+}
+
+/// How long the kubelet and pod logs are asked about a container that has no names yet
+/// (a pod's sandbox/pause container never gets any).
+pub const NAME_LOOKUP_WINDOW: Duration = Duration::from_secs(300);
+
+fn wants_k8s_names(e: &inventory::Entry, now: SystemTime) -> bool {
+    e.identity.kind == Kind::Kubernetes
+        && !e.metadata.k8s_complete()
+        && now
+            .duration_since(e.first_seen)
+            .map_or(true, |age| age < NAME_LOOKUP_WINDOW)
 }
 
 fn push_batch(queue: &BatchQueue, telemetry: &Telemetry, batch: Batch) {
