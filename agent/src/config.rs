@@ -30,6 +30,8 @@
 //!   pod_logs_root: /var/log/pods    # --pod-logs-root ("" = do not read)
 //!   kubelet_url: http://127.0.0.1:10255   # --kubelet-url (none by default)
 //!   kubelet_token_file: /var/run/secrets/kubernetes.io/serviceaccount/token
+//!   kubelet_ca_file: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt  # for https://
+//!   kubelet_insecure_skip_verify: false
 //!   docker_socket: /var/run/docker.sock   # --docker-socket (skipped when absent)
 //!   max_container_series: 20000     # per node; the rest is folded into an overflow series
 //!   rescan_interval: 1s
@@ -157,6 +159,11 @@ pub struct ContainersSection {
     pub kubelet_url: Option<String>,
     /// Bearer token file sent to the kubelet.
     pub kubelet_token_file: Option<PathBuf>,
+    /// CA bundle for an `https://` kubelet_url.
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// Accept any kubelet serving certificate (default false).
+    #[serde(default)]
+    pub kubelet_insecure_skip_verify: bool,
     /// Default `/var/run/docker.sock`; skipped when it does not exist.
     pub docker_socket: Option<PathBuf>,
     /// Container series per node before folding into the overflow series (default 20000).
@@ -487,8 +494,17 @@ fn resolve_containers(
         .or(section.kubelet_url.clone())
         .filter(|u| !u.is_empty());
     if let Some(url) = &kubelet_url {
-        if let Err(e) = crate::containers::http_get::split_http_url(url) {
-            errors.push(format!("containers.kubelet_url: {e}"));
+        match crate::containers::http_get::split_http_url(url) {
+            Err(e) => errors.push(format!("containers.kubelet_url: {e}")),
+            Ok((_, _, true)) => {
+                if let Err(e) = crate::containers::kubelet_tls::client_config(
+                    section.kubelet_ca_file.as_deref(),
+                    section.kubelet_insecure_skip_verify,
+                ) {
+                    errors.push(format!("containers.kubelet_url: {e}"));
+                }
+            }
+            Ok(_) => {}
         }
     }
     if let Some(token) = &section.kubelet_token_file {
@@ -525,6 +541,8 @@ fn resolve_containers(
             pod_logs_root,
             kubelet_url,
             kubelet_token_file: section.kubelet_token_file.clone(),
+            kubelet_ca_file: section.kubelet_ca_file.clone(),
+            kubelet_insecure_skip_verify: section.kubelet_insecure_skip_verify,
             docker_socket,
         },
         max_series,
@@ -621,7 +639,7 @@ mod tests {
         assert_eq!(opts.rescan_interval, Duration::from_millis(500));
         let (_d, path) = write_config(
             "endpoint: http://x:1\ncontainers:\n  cgroup_root: /nonexistent\n  \
-             kubelet_url: https://node:10250\n  max_container_series: 0\n",
+             kubelet_url: ftp://node:10250\n  max_container_series: 0\n",
         );
         let mut a = args("http://127.0.0.1:4317");
         a.config = Some(path);

@@ -71,6 +71,8 @@ fn options(root: &Path) -> ContainerOptions {
             pod_logs_root: Some(root.join("log/pods")),
             kubelet_url: None,
             kubelet_token_file: None,
+            kubelet_ca_file: None,
+            kubelet_insecure_skip_verify: false,
             docker_socket: None,
         },
         max_series: 20_000,
@@ -807,4 +809,136 @@ async fn network_counters_from_a_process_in_its_own_namespace() {
     let shared_r = by_attr(&c, "container.id", &hex_id(51))[0];
     assert!(points(shared_r, "container.network.io").is_empty());
     agent.stop().await;
+}
+
+/// An HTTPS kubelet on 127.0.0.1:0 (test PKI in `tests/tls/a`, certificate for 127.0.0.1)
+/// answering every request with `body`; it checks the bearer token.
+async fn https_kubelet(body: String) -> std::net::SocketAddr {
+    use tokio_rustls::rustls;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls/a");
+    let certs: Vec<_> =
+        rustls_pemfile::certs(&mut std::fs::read(dir.join("server.pem")).unwrap().as_slice())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key =
+        rustls_pemfile::private_key(&mut std::fs::read(dir.join("server.key")).unwrap().as_slice())
+            .unwrap()
+            .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let (status, body) = if !head.starts_with("GET /pods ") {
+                    ("404 Not Found", String::new())
+                } else if !head.contains("Authorization: Bearer kubelet-token") {
+                    ("401 Unauthorized", String::new())
+                } else {
+                    ("200 OK", body)
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_kubelet_with_ca_token_and_insecure_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cg = root.join("cgroup");
+    put(&cg.join("cgroup.controllers"), "cpu memory pids\n");
+    let id = hex_id(77);
+    v2_container(
+        &cg.join(format!("kubepods/besteffort/pod{POD_UID}/{id}")),
+        10,
+        10,
+    );
+    let pods = serde_json::json!({"items": [{
+        "metadata": {"name": "db-0", "namespace": "data", "uid": POD_UID},
+        "status": {"containerStatuses": [{"name": "postgres", "image": "postgres:17",
+                    "containerID": format!("cri-o://{id}")}]}
+    }]});
+    let addr = https_kubelet(pods.to_string()).await;
+    let token = root.join("token");
+    std::fs::write(&token, "kubelet-token\n").unwrap();
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    // (CA, insecure, expect names)
+    let cases = [
+        (Some(tls.join("a/ca.pem")), false, true),
+        (Some(tls.join("b/ca.pem")), false, false),
+        (None, true, true),
+    ];
+    for (ca, insecure, named) in cases {
+        let mut opts = options(root);
+        opts.metadata.pod_logs_root = None;
+        opts.metadata.kubelet_url = Some(format!("https://{addr}"));
+        opts.metadata.kubelet_token_file = Some(token.clone());
+        opts.metadata.kubelet_ca_file = ca.clone();
+        opts.metadata.kubelet_insecure_skip_verify = insecure;
+        let agent = start(opts);
+        agent.wait_len(Duration::from_secs(5), |n| n == 1).await;
+        let t0 = Instant::now();
+        loop {
+            let c = agent.collect().await;
+            let r = &c.resources[0];
+            if named && attr(r, "k8s.pod.name").is_some() {
+                assert_eq!(attr(r, "k8s.namespace.name"), Some("data"));
+                assert_eq!(attr(r, "k8s.container.name"), Some("postgres"));
+                assert_eq!(attr(r, "container.image.name"), Some("postgres"));
+                break;
+            }
+            if !named
+                && agent
+                    .telemetry
+                    .encode()
+                    .contains("container_metadata_errors_total{source=\"kubelet\"}")
+            {
+                assert_eq!(
+                    attr(r, "k8s.pod.name"),
+                    None,
+                    "untrusted certificate accepted"
+                );
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "case {ca:?}/{insecure}: no outcome"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        agent.stop().await;
+    }
 }

@@ -2,9 +2,10 @@
 //! agent asks about containers: the Docker Engine API (`/var/run/docker.sock`) and the
 //! kubelet's `/pods`. One request per connection (`Connection: close`); the body is read
 //! by `Content-Length`, `Transfer-Encoding: chunked` or until the peer closes, capped at
-//! [`MAX_BODY`]. Plain `http://` only.
+//! [`MAX_BODY`]. `https://` through rustls (see `kubelet_tls`).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,6 +18,8 @@ pub const MAX_BODY: usize = 64 << 20;
 pub enum Peer<'a> {
     /// `host:port`.
     Tcp(&'a str),
+    /// `host:port` over TLS, verifying the certificate for `host`.
+    Tls(&'a str, Arc<tokio_rustls::rustls::ClientConfig>),
     Unix(&'a Path),
 }
 
@@ -27,11 +30,13 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Split `http://host:port/prefix` into (`host:port`, `/prefix` without trailing `/`).
-pub fn split_http_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// URLs are supported"))?;
+/// Split `http[s]://host:port/prefix` into (`host:port`, `/prefix` without trailing `/`, https).
+pub fn split_http_url(url: &str) -> Result<(String, String, bool), String> {
+    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(format!("{url:?}: not an http:// or https:// URL")),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
@@ -41,10 +46,12 @@ pub fn split_http_url(url: &str) -> Result<(String, String), String> {
     }
     let authority = if authority.contains(':') {
         authority.to_string()
+    } else if https {
+        format!("{authority}:443")
     } else {
         format!("{authority}:80")
     };
-    Ok((authority, path.to_string()))
+    Ok((authority, path.to_string(), https))
 }
 
 /// `GET path` from `peer`, with an optional bearer token, within `timeout`.
@@ -62,6 +69,21 @@ pub async fn get(
                     .await
                     .map_err(|e| format!("connect {addr}: {e}"))?;
                 exchange(s, host_header, path, bearer).await
+            }
+            Peer::Tls(addr, config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(
+                    host.trim_matches(|c| c == '[' || c == ']').to_string(),
+                )
+                .map_err(|e| format!("{host}: {e}"))?;
+                let tcp = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| format!("connect {addr}: {e}"))?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS with {addr}: {e}"))?;
+                exchange(tls, host_header, path, bearer).await
             }
             Peer::Unix(p) => {
                 let s = tokio::net::UnixStream::connect(p)
@@ -193,13 +215,17 @@ mod tests {
     fn urls() {
         assert_eq!(
             split_http_url("http://127.0.0.1:10255/").unwrap(),
-            ("127.0.0.1:10255".to_string(), String::new())
+            ("127.0.0.1:10255".to_string(), String::new(), false)
         );
         assert_eq!(
             split_http_url("http://node/kubelet").unwrap(),
-            ("node:80".to_string(), "/kubelet".to_string())
+            ("node:80".to_string(), "/kubelet".to_string(), false)
         );
-        assert!(split_http_url("https://node:10250").is_err());
+        assert_eq!(
+            split_http_url("https://node:10250").unwrap(),
+            ("node:10250".to_string(), String::new(), true)
+        );
+        assert!(split_http_url("ftp://node").is_err());
         assert!(split_http_url("http://").is_err());
     }
 }

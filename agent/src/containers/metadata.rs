@@ -4,7 +4,7 @@
 //!   give namespace and pod name by pod uid; the container name is known when the pod
 //!   has one container directory, or from the `/var/log/containers/<pod>_<ns>_<container>-<id>.log`
 //!   symlink names next to it (the kubelet creates both).
-//! - **kubelet `/pods`** (`--kubelet-url`, plain HTTP, optional bearer token): the node's
+//! - **kubelet `/pods`** (`--kubelet-url`, HTTP or HTTPS, optional bearer token): the node's
 //!   `PodList` — `metadata.{namespace,name,uid}` and `status.containerStatuses[]
 //!   .{containerID,name,image}` (also init and ephemeral containers). Fetched at most
 //!   every [`KUBELET_REFRESH`] and only while some Kubernetes container lacks names. Never
@@ -278,6 +278,10 @@ pub struct MetadataOptions {
     /// `http://host:port[/prefix]`; `/pods` is appended.
     pub kubelet_url: Option<String>,
     pub kubelet_token_file: Option<PathBuf>,
+    /// CA bundle that signed the kubelet's serving certificate (for `https://`).
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// Accept any kubelet certificate (self-signed serving certificates).
+    pub kubelet_insecure_skip_verify: bool,
     pub docker_socket: Option<PathBuf>,
 }
 
@@ -321,7 +325,18 @@ impl Resolver {
             source: "kubelet",
             message,
         };
-        let (authority, prefix) = split_http_url(&url).map_err(err)?;
+        let (authority, prefix, https) = split_http_url(&url).map_err(err)?;
+        let tls = if https {
+            Some(
+                super::kubelet_tls::client_config(
+                    self.opts.kubelet_ca_file.as_deref(),
+                    self.opts.kubelet_insecure_skip_verify,
+                )
+                .map_err(err)?,
+            )
+        } else {
+            None
+        };
         let token = match &self.opts.kubelet_token_file {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -332,15 +347,13 @@ impl Resolver {
             None => None,
         };
         let path = format!("{prefix}/pods");
-        let resp = get(
-            Peer::Tcp(&authority),
-            &authority,
-            &path,
-            token.as_deref(),
-            PEER_TIMEOUT,
-        )
-        .await
-        .map_err(err)?;
+        let peer = match tls {
+            Some(config) => Peer::Tls(&authority, config),
+            None => Peer::Tcp(&authority),
+        };
+        let resp = get(peer, &authority, &path, token.as_deref(), PEER_TIMEOUT)
+            .await
+            .map_err(err)?;
         if resp.status != 200 {
             return Err(err(format!("GET {url}/pods: HTTP {}", resp.status)));
         }

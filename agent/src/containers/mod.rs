@@ -18,6 +18,7 @@ pub mod cgroup_stats;
 pub mod discovery;
 pub mod http_get;
 pub mod inventory;
+pub mod kubelet_tls;
 pub mod metadata;
 pub mod metrics;
 pub mod watch;
@@ -66,6 +67,8 @@ impl Default for ContainerOptions {
                 pod_logs_root: Some(PathBuf::from("/var/log/pods")),
                 kubelet_url: None,
                 kubelet_token_file: None,
+                kubelet_ca_file: None,
+                kubelet_insecure_skip_verify: false,
                 docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
             },
             max_series: 20_000,
