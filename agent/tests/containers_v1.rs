@@ -240,6 +240,11 @@ async fn real_v1_groups_with_a_working_process() {
         total(&a, "container.cpu.time"),
         total(&b, "container.cpu.time"),
     );
+    eprintln!(
+        "v1 docker group: cpu {cpu_a:.3}s -> {cpu_b:.3}s, memory.usage {} B, rss {} B",
+        total(&b, "container.memory.usage"),
+        total(&b, "container.memory.rss")
+    );
     assert!(cpu_a > 0.0 && cpu_b > cpu_a, "cpu time {cpu_a} -> {cpu_b}");
     let mem = total(&b, "container.memory.usage");
     assert!(
