@@ -24,6 +24,17 @@
 //! filesystem:
 //!   include_tmpfs: false
 //!   root_path: /hostfs
+//! containers:
+//!   enabled: true                   # default; false turns discovery and metrics off
+//!   cgroup_root: /sys/fs/cgroup     # --cgroup-root
+//!   pod_logs_root: /var/log/pods    # --pod-logs-root ("" = do not read)
+//!   kubelet_url: http://127.0.0.1:10255   # --kubelet-url (none by default)
+//!   kubelet_token_file: /var/run/secrets/kubernetes.io/serviceaccount/token
+//!   kubelet_ca_file: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt  # for https://
+//!   kubelet_insecure_skip_verify: false
+//!   docker_socket: /var/run/docker.sock   # --docker-socket (skipped when absent)
+//!   max_container_series: 20000     # per node; the rest is folded into an overflow series
+//!   rescan_interval: 1s
 //! ```
 
 use std::net::SocketAddr;
@@ -34,6 +45,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use tonic::codegen::http::Uri;
 
+use crate::containers::metadata::MetadataOptions;
+use crate::containers::ContainerOptions;
 use crate::export::retry::{Jitter, RetryConfig};
 use crate::export::{header_value, Compression, ExporterConfig};
 use crate::host::HostOptions;
@@ -95,6 +108,18 @@ pub struct RunArgs {
     /// sysfs to read host metrics from.
     #[arg(long, env = "SIGHTLINE_AGENT_SYS_ROOT")]
     pub sys_root: Option<PathBuf>,
+    /// Where cgroup hierarchies are mounted, for container discovery.
+    #[arg(long, env = "SIGHTLINE_AGENT_CGROUP_ROOT")]
+    pub cgroup_root: Option<PathBuf>,
+    /// Kubernetes pod log directory (<ns>_<pod>_<uid>/), for pod names.
+    #[arg(long, env = "SIGHTLINE_AGENT_POD_LOGS_ROOT")]
+    pub pod_logs_root: Option<PathBuf>,
+    /// Kubelet base URL (http://host:port); its /pods names containers.
+    #[arg(long, env = "SIGHTLINE_AGENT_KUBELET_URL")]
+    pub kubelet_url: Option<String>,
+    /// Docker Engine API socket, for container names and images.
+    #[arg(long, env = "SIGHTLINE_AGENT_DOCKER_SOCKET")]
+    pub docker_socket: Option<PathBuf>,
 }
 
 /// The YAML file. Unknown keys are errors.
@@ -117,6 +142,34 @@ pub struct FileConfig {
     pub export: ExportSection,
     #[serde(default)]
     pub filesystem: FilesystemSection,
+    #[serde(default)]
+    pub containers: ContainersSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainersSection {
+    /// Discover containers and collect their metrics (default true).
+    pub enabled: Option<bool>,
+    /// Default `/sys/fs/cgroup`.
+    pub cgroup_root: Option<PathBuf>,
+    /// Default `/var/log/pods`; an empty string disables it.
+    pub pod_logs_root: Option<PathBuf>,
+    /// `http://host:port` of the kubelet (none by default).
+    pub kubelet_url: Option<String>,
+    /// Bearer token file sent to the kubelet.
+    pub kubelet_token_file: Option<PathBuf>,
+    /// CA bundle for an `https://` kubelet_url.
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// Accept any kubelet serving certificate (default false).
+    #[serde(default)]
+    pub kubelet_insecure_skip_verify: bool,
+    /// Default `/var/run/docker.sock`; skipped when it does not exist.
+    pub docker_socket: Option<PathBuf>,
+    /// Container series per node before folding into the overflow series (default 20000).
+    pub max_container_series: Option<usize>,
+    /// Full rescan period under inotify (default 1s).
+    pub rescan_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +220,8 @@ pub struct AgentConfig {
     pub queue_capacity: usize,
     pub max_request_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// Container discovery and metrics; `None` when disabled.
+    pub containers: Option<ContainerOptions>,
 }
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9100";
@@ -368,6 +423,7 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
             ));
         }
     }
+    let containers = resolve_containers(args, &file.containers, &proc_root, &sys_root, &mut errors);
     let hostname = file
         .hostname
         .clone()
@@ -401,6 +457,96 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         queue_capacity,
         max_request_bytes,
         shutdown_timeout,
+        containers,
+    })
+}
+
+fn resolve_containers(
+    args: &RunArgs,
+    section: &ContainersSection,
+    proc_root: &Path,
+    sys_root: &Path,
+    errors: &mut Vec<String>,
+) -> Option<ContainerOptions> {
+    if section.enabled == Some(false) {
+        return None;
+    }
+    let defaults = ContainerOptions::default();
+    let explicit_root = args.cgroup_root.clone().or(section.cgroup_root.clone());
+    let cgroup_root = explicit_root.clone().unwrap_or(defaults.cgroup_root);
+    if explicit_root.is_some() || section.enabled == Some(true) {
+        if let Err(e) = crate::containers::discovery::Layout::detect(&cgroup_root) {
+            errors.push(format!("containers.cgroup_root: {e}"));
+        }
+    }
+    let non_empty = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
+    let pod_logs_root = match args.pod_logs_root.clone().or(section.pod_logs_root.clone()) {
+        Some(p) => non_empty(p),
+        None => defaults.metadata.pod_logs_root,
+    };
+    let docker_socket = match args.docker_socket.clone().or(section.docker_socket.clone()) {
+        Some(p) => non_empty(p),
+        None => defaults.metadata.docker_socket,
+    };
+    let kubelet_url = args
+        .kubelet_url
+        .clone()
+        .or(section.kubelet_url.clone())
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &kubelet_url {
+        match crate::containers::http_get::split_http_url(url) {
+            Err(e) => errors.push(format!("containers.kubelet_url: {e}")),
+            Ok((_, _, true)) => {
+                if let Err(e) = crate::containers::kubelet_tls::client_config(
+                    section.kubelet_ca_file.as_deref(),
+                    section.kubelet_insecure_skip_verify,
+                ) {
+                    errors.push(format!("containers.kubelet_url: {e}"));
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(token) = &section.kubelet_token_file {
+        if let Err(e) = std::fs::read(token) {
+            errors.push(format!(
+                "containers.kubelet_token_file: {}: {e}",
+                token.display()
+            ));
+        }
+    }
+    let max_series = section.max_container_series.unwrap_or(defaults.max_series);
+    if max_series == 0 {
+        errors.push("containers.max_container_series: must be at least 1".into());
+    }
+    let rescan_interval = match section.rescan_interval.as_deref() {
+        None => defaults.rescan_interval,
+        Some(text) => match parse_duration(text) {
+            Ok(d) if d >= Duration::from_millis(100) => d,
+            Ok(_) => {
+                errors.push("containers.rescan_interval: must be at least 100ms".into());
+                defaults.rescan_interval
+            }
+            Err(e) => {
+                errors.push(format!("containers.rescan_interval: {e}"));
+                defaults.rescan_interval
+            }
+        },
+    };
+    Some(ContainerOptions {
+        cgroup_root,
+        proc_root: proc_root.to_path_buf(),
+        sys_root: sys_root.to_path_buf(),
+        metadata: MetadataOptions {
+            pod_logs_root,
+            kubelet_url,
+            kubelet_token_file: section.kubelet_token_file.clone(),
+            kubelet_ca_file: section.kubelet_ca_file.clone(),
+            kubelet_insecure_skip_verify: section.kubelet_insecure_skip_verify,
+            docker_socket,
+        },
+        max_series,
+        rescan_interval,
     })
 }
 
@@ -463,6 +609,48 @@ mod tests {
         assert_eq!(c.queue_capacity, 3);
         assert_eq!(c.exporter.retry.max_elapsed, Duration::from_secs(60));
         assert!(c.host.include_tmpfs);
+    }
+
+    #[test]
+    fn containers_section_and_flags() {
+        let c = resolve(&args("http://127.0.0.1:4317")).unwrap();
+        let opts = c.containers.unwrap();
+        assert_eq!(opts.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(opts.max_series, 20_000);
+        assert_eq!(opts.metadata.kubelet_url, None);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.controllers"), "cpu memory").unwrap();
+        let (_d, path) = write_config(&format!(
+            "endpoint: http://x:1\ncontainers:\n  cgroup_root: {}\n  pod_logs_root: \"\"\n  \
+             kubelet_url: http://127.0.0.1:10255\n  max_container_series: 50\n  rescan_interval: 500ms\n",
+            dir.path().display()
+        ));
+        let mut a = args("http://127.0.0.1:4317");
+        a.config = Some(path);
+        a.docker_socket = Some("/run/other.sock".into());
+        let opts = resolve(&a).unwrap().containers.unwrap();
+        assert_eq!(opts.cgroup_root, dir.path());
+        assert_eq!(opts.metadata.pod_logs_root, None);
+        assert_eq!(
+            opts.metadata.docker_socket,
+            Some(PathBuf::from("/run/other.sock"))
+        );
+        assert_eq!(opts.max_series, 50);
+        assert_eq!(opts.rescan_interval, Duration::from_millis(500));
+        let (_d, path) = write_config(
+            "endpoint: http://x:1\ncontainers:\n  cgroup_root: /nonexistent\n  \
+             kubelet_url: ftp://node:10250\n  max_container_series: 0\n",
+        );
+        let mut a = args("http://127.0.0.1:4317");
+        a.config = Some(path);
+        let err = resolve(&a).unwrap_err().to_string();
+        for want in ["cgroup_root", "kubelet_url", "max_container_series"] {
+            assert!(err.contains(want), "{want} not in {err}");
+        }
+        let (_d, path) = write_config("endpoint: http://x:1\ncontainers:\n  enabled: false\n");
+        let mut a = args("http://127.0.0.1:4317");
+        a.config = Some(path);
+        assert!(resolve(&a).unwrap().containers.is_none());
     }
 
     #[test]

@@ -43,11 +43,12 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Bind `addr` and serve until `shutdown` completes. Returns the bound address and the
-/// server task.
+/// server task. `extra` adds routes of other components (e.g. `/inventory`).
 pub async fn serve(
     addr: &str,
     telemetry: Arc<Telemetry>,
     ready_flag: Arc<AtomicBool>,
+    extra: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -66,7 +67,8 @@ pub async fn serve(
         .with_state(AppState {
             telemetry,
             ready: ready_flag,
-        });
+        })
+        .merge(extra);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -108,9 +110,15 @@ mod tests {
         telemetry.collections.inc();
         let ready_flag = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr, task) = serve("127.0.0.1:0", telemetry, ready_flag.clone(), async {
-            let _ = stop_rx.await;
-        })
+        let (addr, task) = serve(
+            "127.0.0.1:0",
+            telemetry,
+            ready_flag.clone(),
+            Router::new(),
+            async {
+                let _ = stop_rx.await;
+            },
+        )
         .await
         .unwrap();
         assert_ne!(addr.port(), 0);

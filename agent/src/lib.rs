@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod containers;
 pub mod error;
 pub mod export;
 pub mod host;

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! interval tick ─► HostCollector::collect (blocking thread) ─► build_batches ─► BatchQueue
-//!                                                                                 │ (drop oldest)
+//! interval tick ─► Containers::collect (one resource per container) ─► pack ─►┤ (drop oldest)
+//! inotify/rescan ─► Containers discovery ─► Inventory (GET /inventory)          │
 //! shipper task ◄──────────────────────────────────────────────────────────────────┘
 //!     └─► Exporter::export (retry/backoff) ─► collector
 //! ```
@@ -19,6 +20,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::config::AgentConfig;
+use crate::containers::Containers;
 use crate::export::batch::{agent_resource, agent_scope, build_batches};
 use crate::export::queue::BatchQueue;
 use crate::export::Exporter;
@@ -49,12 +51,28 @@ pub async fn run(
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let mut exporter = Exporter::new(&cfg.exporter, clock.clone(), telemetry.clone(), deadline_rx)?;
 
+    let containers = cfg.containers.clone().and_then(|opts| {
+        match Containers::new(opts, telemetry.clone(), &cfg.hostname, clock.now()) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                tracing::warn!(error = %e, "container discovery disabled");
+                None
+            }
+        }
+    });
+    let extra_routes = containers.as_ref().map(|c| c.router()).unwrap_or_default();
+
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
-    let (http_addr, http_task) =
-        http_server::serve(&cfg.http_addr, telemetry.clone(), ready.clone(), async {
+    let (http_addr, http_task) = http_server::serve(
+        &cfg.http_addr,
+        telemetry.clone(),
+        ready.clone(),
+        extra_routes,
+        async {
             let _ = http_stop_rx.await;
-        })
-        .await?;
+        },
+    )
+    .await?;
 
     if let Some(path) = &cfg.listen_file {
         if let Err(e) = http_server::write_listen_file(path, http_addr) {
@@ -88,6 +106,25 @@ pub async fn run(
         collect_stop_rx,
     ));
 
+    let (containers_stop_tx, containers_stop_rx) = watch::channel(false);
+    let mut container_tasks = Vec::new();
+    if let Some(c) = &containers {
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        container_tasks.push(tokio::spawn(
+            c.clone()
+                .run_discovery(clock.clone(), stopped(containers_stop_rx.clone())),
+        ));
+        container_tasks.push(tokio::spawn(c.clone().run_collection(
+            cfg.interval,
+            cfg.max_request_bytes,
+            clock.clone(),
+            queue.clone(),
+            stopped(containers_stop_rx.clone()),
+        )));
+    }
+
     ready.store(true, Ordering::Release);
     tracing::info!(
         endpoint = %cfg.exporter.endpoint,
@@ -102,6 +139,10 @@ pub async fn run(
     tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down, flushing the export queue");
     let _ = collect_stop_tx.send(());
     let _ = collection.await;
+    let _ = containers_stop_tx.send(true);
+    for task in container_tasks {
+        let _ = task.await;
+    }
     queue.close();
     let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
     // The exporter stops retrying at the deadline; the extra second covers a last attempt.

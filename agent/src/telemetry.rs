@@ -67,6 +67,16 @@ pub struct Telemetry {
     pub dropped_points: Family<ReasonLabel, Counter>,
     pub queue_length: Gauge,
     pub queue_capacity: Gauge,
+    /// Containers found by discovery (`containers` module).
+    pub containers_discovered: Counter,
+    /// Containers that disappeared and were forgotten.
+    pub containers_removed: Counter,
+    /// Containers currently known.
+    pub containers: Gauge,
+    /// Container series folded into the overflow resource because of the series budget.
+    pub series_overflow: Counter,
+    /// Container metadata lookups that failed, by `source` (kubelet, docker).
+    pub metadata_errors: Family<SourceLabel, Counter>,
 }
 
 impl Default for Telemetry {
@@ -90,6 +100,11 @@ impl Telemetry {
             dropped_points: Family::default(),
             queue_length: Gauge::default(),
             queue_capacity: Gauge::default(),
+            containers_discovered: Counter::default(),
+            containers_removed: Counter::default(),
+            containers: Gauge::default(),
+            series_overflow: Counter::default(),
+            metadata_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +161,31 @@ impl Telemetry {
             "queue_capacity",
             "Capacity of the export queue in batches",
             t.queue_capacity.clone(),
+        );
+        registry.register(
+            "containers_discovered",
+            "Containers (and systemd services) found in the cgroup tree",
+            t.containers_discovered.clone(),
+        );
+        registry.register(
+            "containers_removed",
+            "Containers that disappeared from the cgroup tree and were forgotten",
+            t.containers_removed.clone(),
+        );
+        registry.register(
+            "containers",
+            "Containers currently known",
+            t.containers.clone(),
+        );
+        registry.register(
+            "series_overflow",
+            "Container series folded into the overflow resource (series budget exceeded)",
+            t.series_overflow.clone(),
+        );
+        registry.register(
+            "container_metadata_errors",
+            "Container metadata lookups that failed, by source",
+            t.metadata_errors.clone(),
         );
         Self { registry, ..t }
     }

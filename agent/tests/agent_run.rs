@@ -101,7 +101,15 @@ async fn collects_ships_serves_and_flushes_on_shutdown() {
     let first = &received[0];
     assert_eq!(first.tenant.as_deref(), Some("t1"));
     assert_eq!(first.encoding.as_deref(), Some("zstd"));
-    let rm = &first.request.resource_metrics[0];
+    // Container batches (systemd services, containers of this machine) may come first.
+    let rm = received
+        .iter()
+        .flat_map(|r| &r.request.resource_metrics)
+        .find(|rm| {
+            rm.scope_metrics[0].scope.as_ref().map(|s| s.name.as_str())
+                == Some("sightline-agent/host")
+        })
+        .unwrap();
     let attrs: Vec<_> = rm
         .resource
         .as_ref()
