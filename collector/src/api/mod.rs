@@ -45,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/query_range",
             get(prometheus::query_range).post(prometheus::query_range),
         )
+        .route("/api/v1/admin/flush", post(prometheus::admin_flush))
         .route("/loki/api/v1/query_range", get(loki::query_range))
         .route("/api/traces/{id}", get(tempo::trace_by_id))
         .route("/metrics", get(metrics))

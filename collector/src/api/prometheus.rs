@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Number, Value};
 use sightline_store::{Labels, Matcher, Sample, Series};
 
@@ -367,4 +367,16 @@ mod tests {
             "(t-5m, t] excludes t-5m"
         );
     }
+}
+
+/// `POST /api/v1/admin/flush`: writes every memtable to Parquet parts now (so the
+/// data directory holds only compact parts, e.g. before measuring its size or taking
+/// a backup). Authenticated like every other API route; flushes all tenants.
+pub async fn admin_flush(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    tenant(&state, &headers)?;
+    state.store.flush().await.map_err(ApiError::store)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
