@@ -265,7 +265,7 @@ fn oversize_request_is_413() {
     });
     // Incompressible label values, so the compressed body is well above the limit too.
     let t = now_ms();
-    let many: Vec<_> = (0..200u64)
+    let many: Vec<_> = (0..1000u64)
         .map(|i| {
             let noise = format!(
                 "{:016x}{:016x}",

@@ -140,7 +140,15 @@ fn python_sdk_metrics_logs_and_traces_round_trip() {
         .map(|s| (plain_labels(s), s.value))
         .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
-    let base = [("job", "e2e-python"), ("instance", "e2e-python-1")];
+    // Resource → job/instance; the instrumentation scope → otel_scope_* (compat spec);
+    // deployment.environment is on the collector's default promoted-attribute list.
+    let base = [
+        ("job", "e2e-python"),
+        ("instance", "e2e-python-1"),
+        ("deployment_environment", "e2e"),
+        ("otel_scope_name", "sightline.e2e"),
+        ("otel_scope_version", "1.0.0"),
+    ];
     let with = |extra: &[(&str, &str)]| labels(&[&base[..], extra].concat());
     assert_eq!(
         got,
