@@ -6,7 +6,6 @@
 //! token's; an `X-Scope-OrgID` naming another tenant is refused. Tokens are never
 //! logged or echoed back.
 
-use std::collections::HashMap;
 
 use crate::config::{valid_tenant, AuthConfig};
 
@@ -42,7 +41,8 @@ impl AuthError {
 /// Token table; empty means authentication is off.
 #[derive(Clone, Default)]
 pub struct Auth {
-    tokens: HashMap<String, String>,
+    /// `(token, tenant)` pairs, searched in constant time (see [`constant_time_eq`]).
+    tokens: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -92,10 +92,15 @@ impl Auth {
             .ok_or(AuthError::Unauthenticated(
                 "malformed Authorization header: expected `Bearer <token>`",
             ))?;
-        let tenant = self
-            .tokens
-            .get(token)
-            .ok_or(AuthError::Unauthenticated("invalid bearer token"))?;
+        // Compare against every token without an early exit, so the answer time does
+        // not tell an attacker how much of a token was right or which entry matched.
+        let mut found: Option<&String> = None;
+        for (candidate, tenant) in &self.tokens {
+            if constant_time_eq(candidate.as_bytes(), token.as_bytes()) {
+                found = Some(tenant);
+            }
+        }
+        let tenant = found.ok_or(AuthError::Unauthenticated("invalid bearer token"))?;
         match org_id {
             Some(o) if o != tenant => Err(AuthError::WrongTenant(o.to_string())),
             _ => Ok(tenant.clone()),
@@ -103,10 +108,28 @@ impl Auth {
     }
 }
 
+/// Equality whose running time depends only on the lengths, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::TokenConfig;
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret-longer"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
 
     fn auth() -> Auth {
         Auth::from_config(&AuthConfig {
