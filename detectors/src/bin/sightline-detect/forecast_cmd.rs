@@ -10,7 +10,8 @@
 //!                                [--level 0.8] [--folds 2] --out PREDICTIONS.csv INPUT.csv...
 //!     for each input and origin o = n - k*horizon (k = 1..origins), forecasts
 //!     from the `max-history` values before o; writes
-//!     series,origin,step,mean,lower,upper,seconds,method,period
+//!     series,origin,step,mean,lower,upper,seconds,cpu_seconds,method,period
+//!     (seconds: wall time of the library call; cpu_seconds: this thread's CPU time)
 //! ```
 //! Inputs are NAB-style CSV: `timestamp,value` with a header; timestamps as
 //! `YYYY-MM-DD HH:MM:SS` (UTC) or Unix seconds.
@@ -238,10 +239,23 @@ fn run_eval(a: &Args) -> CmdResult<()> {
         return Err(format!("no inputs\n{USAGE}").into());
     }
     let h = cfg.horizon;
-    let mut out = String::from("series,origin,step,mean,lower,upper,seconds,method,period\n");
+    let mut out =
+        String::from("series,origin,step,mean,lower,upper,seconds,cpu_seconds,method,period\n");
     let (mut total_s, mut count) = (0.0, 0usize);
     for path in &a.positional {
-        let values: Vec<f64> = read_csv(path)?.iter().map(|s| s.value).collect();
+        let samples = read_csv(path)?;
+        let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
+        // The rows are forecast as a sequence (as statsforecast sees them); their median
+        // spacing lets detected seasons snap to calendar periods.
+        let mut steps: Vec<i64> = samples
+            .windows(2)
+            .map(|w| w[1].ts_ms - w[0].ts_ms)
+            .collect();
+        steps.sort_unstable();
+        let cfg = ForecastConfig {
+            step_ms: steps.get(steps.len() / 2).copied().unwrap_or(0),
+            ..cfg.clone()
+        };
         for k in 1..=origins {
             let Some(origin) = values.len().checked_sub(k * h) else {
                 break;
@@ -250,16 +264,20 @@ fn run_eval(a: &Args) -> CmdResult<()> {
                 break;
             }
             let train = &values[origin.saturating_sub(cfg.max_history)..origin];
-            let t = Instant::now();
+            let (t, cpu0) = (Instant::now(), thread_cpu_ns());
             let f = forecast(train, &cfg)?;
             let secs = t.elapsed().as_secs_f64();
+            let cpu = match (cpu0, thread_cpu_ns()) {
+                (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / 1e9,
+                _ => f64::NAN,
+            };
             total_s += secs;
             count += 1;
             let period = f.season.map_or(0, |s| s.period);
             for j in 0..h {
                 writeln!(
                     out,
-                    "{path},{origin},{},{},{},{},{secs:.6},{},{period}",
+                    "{path},{origin},{},{},{},{},{secs:.6},{cpu:.6},{},{period}",
                     j + 1,
                     f.mean[j],
                     f.lower[j],
@@ -275,6 +293,13 @@ fn run_eval(a: &Args) -> CmdResult<()> {
         1e3 * total_s / count.max(1) as f64
     );
     Ok(())
+}
+
+/// CPU time of this thread in ns (Linux `/proc/thread-self/schedstat`), so the
+/// evaluation's timings do not depend on how busy the machine is.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 /// Deterministic pseudo-random numbers for the bench inputs (xorshift64*).
