@@ -95,6 +95,12 @@ pub struct RunArgs {
     /// sysfs to read host metrics from.
     #[arg(long, env = "SIGHTLINE_AGENT_SYS_ROOT")]
     pub sys_root: Option<PathBuf>,
+    /// State directory (log checkpoints); log tailing runs only when set.
+    #[arg(long, env = "SIGHTLINE_AGENT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Root of the kubelet's pod logs (default /var/log/pods).
+    #[arg(long, env = "SIGHTLINE_AGENT_PODS_LOG_ROOT")]
+    pub pods_log_root: Option<PathBuf>,
 }
 
 /// The YAML file. Unknown keys are errors.
@@ -117,6 +123,9 @@ pub struct FileConfig {
     pub export: ExportSection,
     #[serde(default)]
     pub filesystem: FilesystemSection,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub logs: crate::logs::config::LogsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +176,8 @@ pub struct AgentConfig {
     pub queue_capacity: usize,
     pub max_request_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// Log tailing; `None` without a data dir.
+    pub logs: Option<crate::logs::LogsConfig>,
 }
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9100";
@@ -374,10 +385,17 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(system_hostname);
 
+    let logs = crate::logs::config::resolve(
+        file.logs,
+        args.data_dir.clone().or(file.data_dir),
+        args.pods_log_root.clone(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(Error::Config(errors));
     }
     Ok(AgentConfig {
+        logs,
         exporter: ExporterConfig {
             endpoint: endpoint.unwrap_or_default(),
             compression,

@@ -79,6 +79,18 @@ pub async fn run(
         })
     };
 
+    let mut logs = match &cfg.logs {
+        Some(lc) => Some(crate::logs::start(
+            lc,
+            &cfg.hostname,
+            &cfg.exporter,
+            clock.clone(),
+            telemetry.clone(),
+            deadline_tx.subscribe(),
+        )?),
+        None => None,
+    };
+
     let (collect_stop_tx, collect_stop_rx) = oneshot::channel::<()>();
     let collection = tokio::spawn(collection_loop(
         cfg.clone(),
@@ -102,6 +114,9 @@ pub async fn run(
     tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down, flushing the export queue");
     let _ = collect_stop_tx.send(());
     let _ = collection.await;
+    if let Some(l) = logs.as_mut() {
+        l.stop_tailing().await;
+    }
     queue.close();
     let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
     // The exporter stops retrying at the deadline; the extra second covers a last attempt.
@@ -111,6 +126,9 @@ pub async fn run(
     if tokio::time::timeout(bound, &mut shipper).await.is_err() {
         shipper.abort();
         dropped_at_shutdown += in_flight.load(Ordering::Acquire);
+    }
+    if let Some(l) = logs {
+        l.finish(bound).await;
     }
     dropped_at_shutdown += queue.drain().iter().map(|b| b.points as u64).sum::<u64>();
     if dropped_at_shutdown > 0 {

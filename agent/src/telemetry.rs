@@ -67,6 +67,8 @@ pub struct Telemetry {
     pub dropped_points: Family<ReasonLabel, Counter>,
     pub queue_length: Gauge,
     pub queue_capacity: Gauge,
+    /// Log tailing and shipping (`sightline_agent_log_*`).
+    pub logs: crate::logs::metrics::LogMetrics,
 }
 
 impl Default for Telemetry {
@@ -90,6 +92,7 @@ impl Telemetry {
             dropped_points: Family::default(),
             queue_length: Gauge::default(),
             queue_capacity: Gauge::default(),
+            logs: crate::logs::metrics::LogMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -147,6 +150,7 @@ impl Telemetry {
             "Capacity of the export queue in batches",
             t.queue_capacity.clone(),
         );
+        t.logs.register(&mut registry);
         Self { registry, ..t }
     }
 
