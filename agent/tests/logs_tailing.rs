@@ -67,6 +67,10 @@ fn counts(server: &LogsCollector) -> HashMap<u64, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_both_ways_at_high_rate_every_line_exactly_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let server = LogsCollector::default();
     let endpoint = server.start().await;
     let dir = tempfile::tempdir().unwrap();

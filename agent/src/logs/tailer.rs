@@ -96,6 +96,11 @@ pub struct Tailer {
     /// Streams read to their end whose last records may still await acknowledgement:
     /// their checkpoint entry still exists but they must not be picked up again.
     released: std::collections::HashSet<String>,
+    /// Rotated files present at start-up without a checkpoint (old logs), or known copies.
+    ignored: std::collections::HashSet<(u64, u64)>,
+    /// `(directory, prefix_len, prefix_hash)` of files tailed in this run: a rotated file
+    /// with one of these prefixes is a copy of content already read.
+    known_prefixes: std::collections::VecDeque<(PathBuf, u64, u64)>,
     buf: Vec<u8>,
 }
 
@@ -124,6 +129,8 @@ impl Tailer {
             last_discovery: None,
             first_discovery: true,
             released: std::collections::HashSet::new(),
+            ignored: std::collections::HashSet::new(),
+            known_prefixes: std::collections::VecDeque::new(),
             buf: Vec::new(),
         }
     }
@@ -246,9 +253,20 @@ impl Tailer {
                 && last_checkpoint
                     .zip(meta.modified().ok())
                     .is_some_and(|(cp, m)| m > cp);
+            if resumed.is_none() && c.rotated && !unseen_rotation {
+                // Old rotated logs at start-up and copies of content already read are
+                // skipped; a file created and rotated between two discoveries is read.
+                let dir = c.path.parent().map(Path::to_path_buf);
+                let is_copy = self.known_prefixes.iter().any(|(d, len, hash)| {
+                    Some(d) == dir.as_ref() && prefix_hash(&file, *len) == Some(*hash)
+                });
+                if first || is_copy || self.ignored.contains(&(dev, ino)) {
+                    self.ignored.insert((dev, ino));
+                    continue;
+                }
+            }
             let entry = match resumed {
                 Some(e) => e,
-                None if c.rotated && !unseen_rotation => continue,
                 None => {
                     let len = meta.len().min(PREFIX_BYTES as u64);
                     if len == 0 {
@@ -276,6 +294,16 @@ impl Tailer {
             }
             tracing::debug!(path = %c.path.display(), stream = %entry.stream, offset = entry.offset, "tailing");
             let rotated = c.rotated || entry.final_offset.is_some();
+            if let Some(dir) = c.path.parent() {
+                if self.known_prefixes.len() >= 4096 {
+                    self.known_prefixes.pop_front();
+                }
+                self.known_prefixes.push_back((
+                    dir.to_path_buf(),
+                    entry.prefix_len,
+                    entry.prefix_hash,
+                ));
+            }
             self.files.push(Tracked {
                 stream: entry.stream,
                 path_text: c.path.display().to_string(),
@@ -340,6 +368,8 @@ impl Tailer {
         };
         if renamed {
             t.rotated_at = Some(Instant::now());
+            // The new file at this path is picked up right away.
+            self.last_discovery = None;
             self.telemetry.logs.rotation(style::RENAME);
             tracing::debug!(path = %t.path.display(), "log file rotated (renamed), reading it to the end");
             return;
@@ -351,6 +381,7 @@ impl Tailer {
             return;
         }
         self.telemetry.logs.rotation(style::TRUNCATE);
+        self.last_discovery = None;
         if let Some((path, file, dev, ino)) = find_copy(t, others) {
             tracing::debug!(path = %t.path.display(), copy = %path.display(), "log file truncated (copytruncate), finishing from the copy");
             self.checkpoints().relocate(&t.stream, &path, dev, ino);
