@@ -184,3 +184,86 @@ async fn collector_down_nothing_lost_and_in_flight_bounded() {
     );
     handle.finish(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_plain_multiline_severity_and_rate_limit() {
+    let server = LogsCollector::default();
+    let endpoint = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cfg, _) = config(dir.path());
+    let docker = dir.path().join("docker/c0ffee");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("c0ffee-json.log"),
+        concat!(
+            r#"{"log":"WARN disk almost full\n","stream":"stderr","time":"2024-05-01T10:00:00.5Z"}"#,
+            "\n",
+            r#"{"log":"split ","stream":"stdout","time":"2024-05-01T10:00:01Z"}"#,
+            "\n",
+            r#"{"log":"message\n","stream":"stdout","time":"2024-05-01T10:00:01Z"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let mut plain = String::from(
+        "ERROR request failed java.lang.IllegalStateException: boom\n\
+         \tat com.example.Handler.run(Handler.java:42)\n\
+         Caused by: java.io.IOException: reset\n\
+         \t... 3 more\n",
+    );
+    for n in 0..300 {
+        plain.push_str(&format!("seq={n} level=debug tick\n"));
+    }
+    std::fs::write(app.join("server.log"), plain).unwrap();
+    cfg.sources.docker_root = Some(dir.path().join("docker"));
+    cfg.sources.include = vec![format!("{}/app/*.log", dir.path().display())];
+    cfg.rate_limit = Some(150.0);
+    let telemetry = Arc::new(Telemetry::new());
+    let (_deadline_tx, deadline_rx) = watch::channel(None);
+    let handle = logs::start(
+        &cfg,
+        "node-b",
+        &exporter(&endpoint),
+        Arc::new(SystemClock),
+        telemetry.clone(),
+        deadline_rx,
+    )
+    .unwrap();
+    wait_for(&server, 2 + 1 + 300, Duration::from_secs(20)).await;
+    let acked = server.acked();
+    assert_eq!(acked.len(), 303, "{acked:#?}");
+    let warn = acked
+        .iter()
+        .find(|r| r.body == "WARN disk almost full")
+        .unwrap();
+    assert_eq!(warn.severity, 13);
+    assert_eq!(warn.attrs["log.iostream"], "stderr");
+    assert_eq!(warn.resource["container.id"], "c0ffee");
+    assert_eq!(warn.time, 1_714_557_600_500_000_000);
+    assert!(acked.iter().any(|r| r.body == "split message"));
+    let trace = acked.iter().find(|r| r.body.starts_with("ERROR")).unwrap();
+    assert_eq!(trace.body.lines().count(), 4, "{}", trace.body);
+    assert_eq!(trace.severity, 17);
+    assert_eq!(trace.offset, 0);
+    let seqs: std::collections::HashSet<u64> =
+        acked.iter().filter_map(|r| seq_of(&r.body)).collect();
+    assert_eq!(seqs.len(), 300);
+    assert!(acked
+        .iter()
+        .filter(|r| seq_of(&r.body).is_some())
+        .all(|r| r.severity == 5));
+    // 304 plain lines at 150 lines/s: reading paused, nothing dropped.
+    assert!(telemetry.logs.lines_held_back.get() > 0);
+    let text = telemetry.encode();
+    assert!(
+        text.contains("sightline_agent_log_lines_held_back_total"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sightline_agent_log_files_watched 2"),
+        "{text}"
+    );
+    handle.finish(Duration::from_secs(2)).await;
+}

@@ -157,3 +157,43 @@ pub fn resolve(
     };
     Some(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_without_data_dir_defaults_and_problems() {
+        let mut errors = Vec::new();
+        assert!(resolve(LogsSection::default(), None, None, &mut errors).is_none());
+        let c = resolve(
+            LogsSection::default(),
+            Some("/d".into()),
+            Some("/pods".into()),
+            &mut errors,
+        )
+        .unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(c.sources.pods_root, Some(PathBuf::from("/pods")));
+        assert_eq!(c.max_in_flight, 8);
+        assert!(c.multiline.is_some());
+        let section: LogsSection = serde_yaml::from_str(
+            "docker_root: ''\ninclude: [relative/*.log]\npoll_interval: soon\nrate_limit: -1\n\
+             multiline: { continuation: '(' }\nbatch: { max_records: 0 }\n",
+        )
+        .unwrap();
+        let c = resolve(section, Some("/d".into()), None, &mut errors).unwrap();
+        assert_eq!(c.sources.docker_root, None);
+        let all = errors.join("\n");
+        for needle in [
+            "logs.include",
+            "logs.poll_interval",
+            "logs.rate_limit",
+            "logs.multiline.continuation",
+            "logs.batch.max_records",
+        ] {
+            assert!(all.contains(needle), "{needle} in {all}");
+        }
+        assert!(serde_yaml::from_str::<LogsSection>("tail_from: end\n").is_err());
+    }
+}
