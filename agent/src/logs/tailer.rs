@@ -339,6 +339,9 @@ impl Tailer {
             }
             if t.rotated_at.is_none() {
                 self.check_rotation(t, &tracked);
+                if t.done {
+                    continue;
+                }
             }
             busy |= self.read(t);
             let mut out = Vec::new();
@@ -362,6 +365,37 @@ impl Tailer {
     }
 
     fn check_rotation(&mut self, t: &mut Tracked, others: &[(u64, u64)]) {
+        // Truncation first, through the open descriptor: a file may have been truncated
+        // and then renamed between two polls; its copy still has to be finished.
+        let size = t.file.metadata().map(|m| m.len()).unwrap_or(0);
+        let truncated =
+            size < t.offset || prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash);
+        if truncated {
+            self.telemetry.logs.rotation(style::TRUNCATE);
+            self.last_discovery = None;
+            if let Some((path, file, dev, ino)) = find_copy(t, others) {
+                tracing::debug!(path = %t.path.display(), copy = %path.display(), "log file truncated (copytruncate), finishing from the copy");
+                self.checkpoints().relocate(&t.stream, &path, dev, ino);
+                t.path_text = path.display().to_string();
+                t.path = path;
+                t.file = file;
+                t.dev = dev;
+                t.ino = ino;
+            } else {
+                tracing::warn!(path = %t.path.display(), offset = t.offset, "log file truncated and no rotated copy found; unread lines before the truncation are lost");
+                // Nothing more to read from this content: release it now; the new
+                // content is a new stream.
+                let mut out = Vec::new();
+                t.assembler.flush_all(&mut out);
+                self.emit(t, out);
+                self.batch_started.get_or_insert_with(Instant::now);
+                self.batcher.finish(&t.stream, t.offset);
+                self.released.insert(t.stream.clone());
+                t.done = true;
+            }
+            t.rotated_at = Some(Instant::now());
+            return;
+        }
         let renamed = match std::fs::metadata(&t.path) {
             Ok(m) => (m.dev(), m.ino()) != (t.dev, t.ino),
             Err(_) => true,
@@ -372,29 +406,7 @@ impl Tailer {
             self.last_discovery = None;
             self.telemetry.logs.rotation(style::RENAME);
             tracing::debug!(path = %t.path.display(), "log file rotated (renamed), reading it to the end");
-            return;
         }
-        let size = t.file.metadata().map(|m| m.len()).unwrap_or(0);
-        let truncated =
-            size < t.offset || prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash);
-        if !truncated {
-            return;
-        }
-        self.telemetry.logs.rotation(style::TRUNCATE);
-        self.last_discovery = None;
-        if let Some((path, file, dev, ino)) = find_copy(t, others) {
-            tracing::debug!(path = %t.path.display(), copy = %path.display(), "log file truncated (copytruncate), finishing from the copy");
-            self.checkpoints().relocate(&t.stream, &path, dev, ino);
-            t.path_text = path.display().to_string();
-            t.path = path;
-            t.file = file;
-            t.dev = dev;
-            t.ino = ino;
-        } else {
-            tracing::warn!(path = %t.path.display(), offset = t.offset, "log file truncated and no rotated copy found; unread lines before the truncation are lost");
-            // Nothing more to read from this content; release it now.
-        }
-        t.rotated_at = Some(Instant::now());
     }
 
     fn bucket_allows(&mut self, key: &str) -> bool {
