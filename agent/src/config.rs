@@ -120,6 +120,12 @@ pub struct RunArgs {
     /// Docker Engine API socket, for container names and images.
     #[arg(long, env = "SIGHTLINE_AGENT_DOCKER_SOCKET")]
     pub docker_socket: Option<PathBuf>,
+    /// State directory (log checkpoints); log tailing runs only when set.
+    #[arg(long, env = "SIGHTLINE_AGENT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Root of the kubelet's pod logs (default /var/log/pods).
+    #[arg(long, env = "SIGHTLINE_AGENT_PODS_LOG_ROOT")]
+    pub pods_log_root: Option<PathBuf>,
 }
 
 /// The YAML file. Unknown keys are errors.
@@ -142,6 +148,9 @@ pub struct FileConfig {
     pub export: ExportSection,
     #[serde(default)]
     pub filesystem: FilesystemSection,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub logs: crate::logs::config::LogsSection,
     #[serde(default)]
     pub containers: ContainersSection,
 }
@@ -222,6 +231,8 @@ pub struct AgentConfig {
     pub shutdown_timeout: Duration,
     /// Container discovery and metrics; `None` when disabled.
     pub containers: Option<ContainerOptions>,
+    /// Log tailing; `None` without a data dir.
+    pub logs: Option<crate::logs::LogsConfig>,
 }
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9100";
@@ -430,10 +441,17 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(system_hostname);
 
+    let logs = crate::logs::config::resolve(
+        file.logs,
+        args.data_dir.clone().or(file.data_dir),
+        args.pods_log_root.clone(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(Error::Config(errors));
     }
     Ok(AgentConfig {
+        logs,
         exporter: ExporterConfig {
             endpoint: endpoint.unwrap_or_default(),
             compression,

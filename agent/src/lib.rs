@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod host;
 pub mod http_server;
+pub mod logs;
 pub mod otlp_metric;
 pub mod run;
 pub mod telemetry;

@@ -97,6 +97,18 @@ pub async fn run(
         })
     };
 
+    let mut logs = match &cfg.logs {
+        Some(lc) => Some(crate::logs::start(
+            lc,
+            &cfg.hostname,
+            &cfg.exporter,
+            clock.clone(),
+            telemetry.clone(),
+            deadline_tx.subscribe(),
+        )?),
+        None => None,
+    };
+
     let (collect_stop_tx, collect_stop_rx) = oneshot::channel::<()>();
     let collection = tokio::spawn(collection_loop(
         cfg.clone(),
@@ -143,6 +155,9 @@ pub async fn run(
     for task in container_tasks {
         let _ = task.await;
     }
+    if let Some(l) = logs.as_mut() {
+        l.stop_tailing().await;
+    }
     queue.close();
     let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
     // The exporter stops retrying at the deadline; the extra second covers a last attempt.
@@ -152,6 +167,9 @@ pub async fn run(
     if tokio::time::timeout(bound, &mut shipper).await.is_err() {
         shipper.abort();
         dropped_at_shutdown += in_flight.load(Ordering::Acquire);
+    }
+    if let Some(l) = logs {
+        l.finish(bound).await;
     }
     dropped_at_shutdown += queue.drain().iter().map(|b| b.points as u64).sum::<u64>();
     if dropped_at_shutdown > 0 {

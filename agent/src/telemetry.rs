@@ -77,6 +77,8 @@ pub struct Telemetry {
     pub series_overflow: Counter,
     /// Container metadata lookups that failed, by `source` (kubelet, docker).
     pub metadata_errors: Family<SourceLabel, Counter>,
+    /// Log tailing and shipping (`sightline_agent_log_*`).
+    pub logs: crate::logs::metrics::LogMetrics,
 }
 
 impl Default for Telemetry {
@@ -105,6 +107,7 @@ impl Telemetry {
             containers: Gauge::default(),
             series_overflow: Counter::default(),
             metadata_errors: Family::default(),
+            logs: crate::logs::metrics::LogMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -187,6 +190,7 @@ impl Telemetry {
             "Container metadata lookups that failed, by source",
             t.metadata_errors.clone(),
         );
+        t.logs.register(&mut registry);
         Self { registry, ..t }
     }
 

@@ -19,7 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sightline_proto::otlp::collector::logs::v1::logs_service_client::LogsServiceClient;
+use sightline_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use sightline_proto::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use tokio::sync::watch;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -101,10 +104,111 @@ pub enum ExportOutcome {
     GaveUp { code: tonic::Code, retries: u32 },
 }
 
-/// The OTLP/gRPC metrics exporter.
+/// What a successful Export call reported: items the collector rejected (partial
+/// success) and its message.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pub rejected: u64,
+    pub message: String,
+    pub partial: bool,
+}
+
+/// One OTLP signal's `Export` RPC. Metrics and logs share the exporter's retry,
+/// compression negotiation, TLS and headers through this seam; each signal counts its
+/// own exported and dropped items.
+pub trait SignalRpc {
+    type Request: Clone + Send + Sync + 'static;
+    /// Send one request on `channel` with the given request compression.
+    fn call(
+        channel: Channel,
+        compression: Option<CompressionEncoding>,
+        request: tonic::Request<Self::Request>,
+    ) -> impl std::future::Future<Output = Result<Accepted, tonic::Status>> + Send;
+    /// Count `n` items accepted by the collector.
+    fn count_exported(telemetry: &Telemetry, n: u64);
+    /// Count `n` items dropped for `reason`.
+    fn count_dropped(telemetry: &Telemetry, reason: &'static str, n: u64);
+}
+
+/// `MetricsService/Export`.
+#[derive(Debug)]
+pub struct MetricsRpc;
+
+impl SignalRpc for MetricsRpc {
+    type Request = ExportMetricsServiceRequest;
+    async fn call(
+        channel: Channel,
+        compression: Option<CompressionEncoding>,
+        request: tonic::Request<Self::Request>,
+    ) -> Result<Accepted, tonic::Status> {
+        let mut client = MetricsServiceClient::new(channel)
+            .max_encoding_message_size(64 << 20)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip);
+        if let Some(enc) = compression {
+            client = client.send_compressed(enc);
+        }
+        let partial = client.export(request).await?.into_inner().partial_success;
+        Ok(partial
+            .map(|p| Accepted {
+                rejected: u64::try_from(p.rejected_data_points).unwrap_or(0),
+                partial: p.rejected_data_points != 0 || !p.error_message.is_empty(),
+                message: p.error_message,
+            })
+            .unwrap_or_default())
+    }
+    fn count_exported(telemetry: &Telemetry, n: u64) {
+        telemetry.exported_points.inc_by(n);
+    }
+    fn count_dropped(telemetry: &Telemetry, reason: &'static str, n: u64) {
+        telemetry.dropped(reason, n);
+    }
+}
+
+/// `LogsService/Export`.
+#[derive(Debug)]
+pub struct LogsRpc;
+
+impl SignalRpc for LogsRpc {
+    type Request = ExportLogsServiceRequest;
+    async fn call(
+        channel: Channel,
+        compression: Option<CompressionEncoding>,
+        request: tonic::Request<Self::Request>,
+    ) -> Result<Accepted, tonic::Status> {
+        let mut client = LogsServiceClient::new(channel)
+            .max_encoding_message_size(64 << 20)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip);
+        if let Some(enc) = compression {
+            client = client.send_compressed(enc);
+        }
+        let partial = client.export(request).await?.into_inner().partial_success;
+        Ok(partial
+            .map(|p| Accepted {
+                rejected: u64::try_from(p.rejected_log_records).unwrap_or(0),
+                partial: p.rejected_log_records != 0 || !p.error_message.is_empty(),
+                message: p.error_message,
+            })
+            .unwrap_or_default())
+    }
+    fn count_exported(telemetry: &Telemetry, n: u64) {
+        telemetry.logs.records_exported.inc_by(n);
+    }
+    fn count_dropped(telemetry: &Telemetry, reason: &'static str, n: u64) {
+        // The logs shipper never gives up on retryable errors (it tries again and the file
+        // offset stays put), so only permanent refusals and rejections lose records.
+        if reason != reason::RETRIES_EXHAUSTED {
+            telemetry.logs.dropped(reason, n);
+        }
+    }
+}
+
+/// The OTLP/gRPC exporter (metrics via [`Exporter::export`], logs via
+/// [`Exporter::export_logs`]).
 pub struct Exporter {
-    /// Client without request compression; [`Self::compression`] is applied per call.
-    client: MetricsServiceClient<Channel>,
+    /// Channel shared by every signal's client; [`Self::compression`] is applied per call.
+    channel: Channel,
     /// Current request compression; lowered when the server does not support it.
     compression: Compression,
     authorization: Option<AsciiMetadataValue>,
@@ -174,10 +278,7 @@ impl Exporter {
         telemetry: Arc<Telemetry>,
         deadline: watch::Receiver<Option<SystemTime>>,
     ) -> Result<Self> {
-        let client = MetricsServiceClient::new(channel(cfg)?)
-            .max_encoding_message_size(64 << 20)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .accept_compressed(CompressionEncoding::Gzip);
+        let channel = channel(cfg)?;
         let mut problems = Vec::new();
         let authorization = cfg
             .token
@@ -201,7 +302,7 @@ impl Exporter {
             return Err(Error::Config(problems));
         }
         Ok(Self {
-            client,
+            channel,
             compression: cfg.compression,
             authorization,
             tenant,
@@ -249,12 +350,11 @@ impl Exporter {
         self.compression
     }
 
-    fn request(
-        &self,
-        batch: &Batch,
-    ) -> tonic::Request<sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest>
+    fn request<R>(&self, request: &R) -> tonic::Request<R>
+    where
+        R: Clone,
     {
-        let mut req = tonic::Request::new(batch.request.clone());
+        let mut req = tonic::Request::new(request.clone());
         req.set_timeout(self.timeout);
         let md = req.metadata_mut();
         if let Some(v) = &self.authorization {
@@ -266,38 +366,51 @@ impl Exporter {
         req
     }
 
-    /// Export one batch, retrying as the policy allows. Never fails: the outcome says what
-    /// happened and the counters record it.
+    /// Export one metrics batch, retrying as the policy allows. Never fails: the outcome
+    /// says what happened and the counters record it.
     pub async fn export(&mut self, batch: &Batch) -> ExportOutcome {
+        self.export_rpc::<MetricsRpc>(&batch.request, batch.points)
+            .await
+    }
+
+    /// Export one logs request holding `records` log records (same policy as metrics).
+    pub async fn export_logs(
+        &mut self,
+        request: &ExportLogsServiceRequest,
+        records: usize,
+    ) -> ExportOutcome {
+        self.export_rpc::<LogsRpc>(request, records).await
+    }
+
+    /// Export one request of signal `S` carrying `items` items, retrying as the policy allows.
+    pub async fn export_rpc<S: SignalRpc>(
+        &mut self,
+        request: &S::Request,
+        items: usize,
+    ) -> ExportOutcome {
         let started = self.clock.now();
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut backoff = Backoff::new(self.retry.clone(), self.seed);
         let mut retries = 0u32;
         loop {
-            let mut client = self.client.clone();
-            if let Some(enc) = self.compression.encoding() {
-                client = client.send_compressed(enc);
-            }
-            let result = client.export(self.request(batch)).await;
+            let result = S::call(
+                self.channel.clone(),
+                self.compression.encoding(),
+                self.request(request),
+            )
+            .await;
             let status = match result {
-                Ok(response) => {
+                Ok(accepted) => {
                     if self.outage_logged {
                         self.outage_logged = false;
                         tracing::info!(retries, "export succeeded again");
                     }
-                    let partial = response.into_inner().partial_success;
-                    let rejected = partial
-                        .as_ref()
-                        .map(|p| u64::try_from(p.rejected_data_points).unwrap_or(0))
-                        .unwrap_or(0);
-                    let has_partial = partial.as_ref().is_some_and(|p| {
-                        p.rejected_data_points != 0 || !p.error_message.is_empty()
-                    });
-                    if has_partial {
+                    let rejected = accepted.rejected;
+                    if accepted.partial {
                         self.telemetry.export_request(outcome::PARTIAL_SUCCESS);
                         self.telemetry.export_partial_successes.inc();
-                        self.telemetry.dropped(reason::REJECTED, rejected);
-                        let message = partial.map(|p| p.error_message).unwrap_or_default();
+                        S::count_dropped(&self.telemetry, reason::REJECTED, rejected);
+                        let message = accepted.message;
                         if self.logged_partial {
                             tracing::debug!(rejected, %message, "export partially rejected");
                         } else {
@@ -307,8 +420,8 @@ impl Exporter {
                     } else {
                         self.telemetry.export_request(outcome::SUCCESS);
                     }
-                    let accepted = (batch.points as u64).saturating_sub(rejected);
-                    self.telemetry.exported_points.inc_by(accepted);
+                    let exported = (items as u64).saturating_sub(rejected);
+                    S::count_exported(&self.telemetry, exported);
                     return ExportOutcome::Sent { retries, rejected };
                 }
                 Err(status) => status,
@@ -324,10 +437,9 @@ impl Exporter {
             let server_delay = match retry::classify(&status) {
                 Disposition::Permanent => {
                     self.telemetry.export_request(outcome::PERMANENT_ERROR);
-                    self.telemetry
-                        .dropped(reason::PERMANENT_ERROR, batch.points as u64);
+                    S::count_dropped(&self.telemetry, reason::PERMANENT_ERROR, items as u64);
                     if self.logged_codes.insert(code) {
-                        tracing::warn!(?code, message = status.message(), points = batch.points, "export refused with a permanent error, batch dropped; further ones with this code logged at debug");
+                        tracing::warn!(?code, message = status.message(), points = items, "export refused with a permanent error, batch dropped; further ones with this code logged at debug");
                     } else {
                         tracing::debug!(?code, message = status.message(), "export refused");
                     }
@@ -344,20 +456,19 @@ impl Exporter {
             let past_deadline =
                 (*self.deadline.borrow_and_update()).is_some_and(|d| now + delay > d);
             if past_budget || past_deadline {
-                self.telemetry
-                    .dropped(reason::RETRIES_EXHAUSTED, batch.points as u64);
+                S::count_dropped(&self.telemetry, reason::RETRIES_EXHAUSTED, items as u64);
                 if self.outage_logged {
                     tracing::debug!(
                         ?code,
                         message = status.message(),
                         retries,
                         ?elapsed,
-                        points = batch.points,
+                        points = items,
                         "export still failing, batch dropped"
                     );
                 } else {
                     self.outage_logged = true;
-                    tracing::warn!(?code, message = status.message(), retries, ?elapsed, points = batch.points, "export still failing, batch dropped; further drops logged at debug until an export succeeds");
+                    tracing::warn!(?code, message = status.message(), retries, ?elapsed, points = items, "export still failing, batch dropped; further drops logged at debug until an export succeeds");
                 }
                 return ExportOutcome::GaveUp { code, retries };
             }
