@@ -192,7 +192,9 @@ fn group_labels(l: &Labels, without: bool, grouping: &[String]) -> Labels {
 }
 
 /// Prometheus' `vectorByValueHeap` (topk, a min-heap) or `vectorByReverseValueHeap`
-/// (bottomk); NaN always sorts first.
+/// (bottomk); NaN always sorts first. For bottomk, equal values compare as "less":
+/// that is the tie-breaking Prometheus 2.42 shows in the differential test (which of
+/// several equal values survives), found empirically, not from its source.
 fn less(h: &[Elem], i: usize, j: usize, topk: bool) -> bool {
     if h[i].value.is_nan() {
         return true;
@@ -200,7 +202,7 @@ fn less(h: &[Elem], i: usize, j: usize, topk: bool) -> bool {
     if topk {
         h[i].value < h[j].value
     } else {
-        h[i].value > h[j].value
+        h[i].value >= h[j].value
     }
 }
 

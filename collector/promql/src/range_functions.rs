@@ -157,17 +157,39 @@ fn instant_value(p: &[Sample], is_rate: bool) -> Option<f64> {
     Some(v)
 }
 
-/// Least-squares fit of value over seconds since `intercept_ms`: (slope, intercept).
+/// Neumaier-compensated `sum += inc` (Prometheus `kahanSumInc`).
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() { c + ((sum - t) + inc) } else { c + ((inc - t) + sum) };
+    (t, c)
+}
+
+/// Least-squares fit of value over seconds since `intercept_ms`: (slope, intercept),
+/// with compensated sums as Prometheus' `linearRegression`.
 fn linear_regression(p: &[Sample], intercept_ms: i64) -> (f64, f64) {
-    let (mut n, mut sx, mut sy, mut sxy, mut sx2) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for s in p {
-        let x = (s.timestamp_ms - intercept_ms) as f64 / 1e3;
+    let mut n = 0.0;
+    let (mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = p[0].value;
+    let mut const_y = true;
+    for (i, s) in p.iter().enumerate() {
+        if const_y && i > 0 && s.value != init_y {
+            const_y = false;
+        }
         n += 1.0;
-        sy += s.value;
-        sx += x;
-        sxy += x * s.value;
-        sx2 += x * x;
+        let x = (s.timestamp_ms - intercept_ms) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(s.value, sy, cy);
+        (sxy, cxy) = kahan_inc(x * s.value, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
     }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
     let cov = sxy - sx * sy / n;
     let var = sx2 - sx * sx / n;
     let slope = cov / var;

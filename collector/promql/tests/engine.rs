@@ -88,3 +88,4 @@ fn errors_are_classified() {
     assert!(after.errors_execution_total >= before.errors_execution_total + 2);
     assert!(after.samples_loaded_total > before.samples_loaded_total);
 }
+
