@@ -1,0 +1,379 @@
+//! Shipping metrics to the collector over OTLP/gRPC.
+//!
+//! [`Exporter::export`] sends one [`Batch`] with the configured compression, bearer token
+//! (`authorization: Bearer ...`) and tenant (`x-scope-orgid`), and retries per
+//! [`retry`]: retryable statuses wait (computed backoff or the server's `RetryInfo`) on the
+//! injected [`Clock`] until `max_elapsed` or the shutdown deadline; permanent statuses drop
+//! the batch at once. Compression is negotiated the gRPC way: a server that cannot decode
+//! zstd answers `UNIMPLEMENTED` with `grpc-accept-encoding`, and the exporter steps down
+//! to gzip or none (logged once, counted). Every attempt and every dropped point is counted in [`Telemetry`];
+//! each distinct permanent status code and the first partial success are logged at warn,
+//! repeats at debug.
+
+pub mod batch;
+pub mod queue;
+pub mod retry;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sightline_proto::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use tokio::sync::watch;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::clock::Clock;
+use crate::telemetry::{outcome, reason, Telemetry};
+use crate::{Error, Result};
+use queue::Batch;
+use retry::{Backoff, Disposition, RetryConfig};
+
+/// Payload compression of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Gzip,
+    None,
+}
+
+impl Compression {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "zstd" => Some(Self::Zstd),
+            "gzip" => Some(Self::Gzip),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    fn encoding(self) -> Option<CompressionEncoding> {
+        match self {
+            Self::Zstd => Some(CompressionEncoding::Zstd),
+            Self::Gzip => Some(CompressionEncoding::Gzip),
+            Self::None => None,
+        }
+    }
+}
+
+fn encoding_name(e: CompressionEncoding) -> &'static str {
+    match e {
+        CompressionEncoding::Gzip => "gzip",
+        CompressionEncoding::Zstd => "zstd",
+        _ => "other",
+    }
+}
+
+/// Where and how to export.
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    /// `http://host:port` or `https://host:port`.
+    pub endpoint: String,
+    pub compression: Compression,
+    /// PEM CA bundle to verify the collector's certificate; `https` without it uses the
+    /// system bundle (`/etc/ssl/certs/ca-certificates.crt` and friends).
+    pub tls_ca: Option<PathBuf>,
+    pub token: Option<String>,
+    pub tenant: Option<String>,
+    /// Deadline of one export attempt.
+    pub timeout: Duration,
+    pub retry: RetryConfig,
+}
+
+/// Well-known locations of the system CA bundle.
+pub const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// How one batch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportOutcome {
+    /// Accepted; `rejected` points were refused through an OTLP partial success.
+    Sent { retries: u32, rejected: u64 },
+    /// Refused with a permanent status.
+    Permanent { code: tonic::Code, retries: u32 },
+    /// Still failing when `max_elapsed` or the shutdown deadline was reached.
+    GaveUp { code: tonic::Code, retries: u32 },
+}
+
+/// The OTLP/gRPC metrics exporter.
+pub struct Exporter {
+    /// Client without request compression; [`Self::compression`] is applied per call.
+    client: MetricsServiceClient<Channel>,
+    /// Current request compression; lowered when the server does not support it.
+    compression: Compression,
+    authorization: Option<AsciiMetadataValue>,
+    tenant: Option<AsciiMetadataValue>,
+    timeout: Duration,
+    retry: RetryConfig,
+    clock: Arc<dyn Clock>,
+    telemetry: Arc<Telemetry>,
+    /// Set to the flush deadline when shutting down.
+    deadline: watch::Receiver<Option<SystemTime>>,
+    logged_codes: HashSet<tonic::Code>,
+    logged_partial: bool,
+    /// A give-up was logged at warn; reset by the next successful export.
+    outage_logged: bool,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validate a header value (token, tenant) without building the exporter.
+pub fn header_value(name: &str, value: &str) -> Result<AsciiMetadataValue, String> {
+    MetadataValue::try_from(value)
+        .map_err(|_| format!("{name}: not a valid header value (printable ASCII only)"))
+}
+
+fn channel(cfg: &ExporterConfig) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(cfg.endpoint.clone())
+        .map_err(|e| Error::Transport(format!("endpoint {:?}: {e}", cfg.endpoint)))?
+        .connect_timeout(Duration::from_secs(10))
+        // Client-side bound on each attempt (grpc-timeout alone relies on the server).
+        .timeout(cfg.timeout)
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .user_agent(concat!("sightline-agent/", env!("CARGO_PKG_VERSION")))
+        .map_err(|e| Error::Transport(e.to_string()))?;
+    if cfg.endpoint.starts_with("https://") {
+        let ca_path = match &cfg.tls_ca {
+            Some(p) => p.clone(),
+            None => SYSTEM_CA_BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    Error::Transport("https endpoint: no --tls-ca and no system CA bundle".into())
+                })?,
+        };
+        let pem = std::fs::read(&ca_path).map_err(|e| Error::io(&ca_path, e))?;
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Error::Transport(format!("TLS setup: {e}")))?;
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+impl Exporter {
+    /// Build the exporter; the connection is made lazily on the first export.
+    pub fn new(
+        cfg: &ExporterConfig,
+        clock: Arc<dyn Clock>,
+        telemetry: Arc<Telemetry>,
+        deadline: watch::Receiver<Option<SystemTime>>,
+    ) -> Result<Self> {
+        let client = MetricsServiceClient::new(channel(cfg)?)
+            .max_encoding_message_size(64 << 20)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip);
+        let mut problems = Vec::new();
+        let authorization = cfg
+            .token
+            .as_deref()
+            .map(|t| header_value("token", &format!("Bearer {t}")))
+            .transpose()
+            .unwrap_or_else(|e| {
+                problems.push(e);
+                None
+            });
+        let tenant = cfg
+            .tenant
+            .as_deref()
+            .map(|t| header_value("tenant", t))
+            .transpose()
+            .unwrap_or_else(|e| {
+                problems.push(e);
+                None
+            });
+        if !problems.is_empty() {
+            return Err(Error::Config(problems));
+        }
+        Ok(Self {
+            client,
+            compression: cfg.compression,
+            authorization,
+            tenant,
+            timeout: cfg.timeout,
+            retry: cfg.retry.clone(),
+            clock,
+            telemetry,
+            deadline,
+            logged_codes: HashSet::new(),
+            logged_partial: false,
+            outage_logged: false,
+            seed: rand::random(),
+        })
+    }
+
+    /// gRPC compression negotiation: a server that cannot decode the request answers
+    /// `UNIMPLEMENTED` with the encodings it accepts in `grpc-accept-encoding`. Pick the
+    /// best of those (zstd > gzip > none) below the current one.
+    fn compression_fallback(&self, status: &tonic::Status) -> Option<Compression> {
+        if status.code() != tonic::Code::Unimplemented || self.compression == Compression::None {
+            return None;
+        }
+        let accepted = status
+            .metadata()
+            .get("grpc-accept-encoding")?
+            .to_str()
+            .ok()?;
+        let accepted: Vec<&str> = accepted.split(',').map(str::trim).collect();
+        let lower: &[Compression] = match self.compression {
+            Compression::Zstd => &[Compression::Gzip],
+            _ => &[],
+        };
+        lower
+            .iter()
+            .copied()
+            .find(|c| {
+                c.encoding()
+                    .is_some_and(|e| accepted.contains(&encoding_name(e)))
+            })
+            .or(Some(Compression::None))
+    }
+
+    /// The compression currently used for requests.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    fn request(
+        &self,
+        batch: &Batch,
+    ) -> tonic::Request<sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest>
+    {
+        let mut req = tonic::Request::new(batch.request.clone());
+        req.set_timeout(self.timeout);
+        let md = req.metadata_mut();
+        if let Some(v) = &self.authorization {
+            md.insert("authorization", v.clone());
+        }
+        if let Some(v) = &self.tenant {
+            md.insert("x-scope-orgid", v.clone());
+        }
+        req
+    }
+
+    /// Export one batch, retrying as the policy allows. Never fails: the outcome says what
+    /// happened and the counters record it.
+    pub async fn export(&mut self, batch: &Batch) -> ExportOutcome {
+        let started = self.clock.now();
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut backoff = Backoff::new(self.retry.clone(), self.seed);
+        let mut retries = 0u32;
+        loop {
+            let mut client = self.client.clone();
+            if let Some(enc) = self.compression.encoding() {
+                client = client.send_compressed(enc);
+            }
+            let result = client.export(self.request(batch)).await;
+            let status = match result {
+                Ok(response) => {
+                    if self.outage_logged {
+                        self.outage_logged = false;
+                        tracing::info!(retries, "export succeeded again");
+                    }
+                    let partial = response.into_inner().partial_success;
+                    let rejected = partial
+                        .as_ref()
+                        .map(|p| u64::try_from(p.rejected_data_points).unwrap_or(0))
+                        .unwrap_or(0);
+                    let has_partial = partial.as_ref().is_some_and(|p| {
+                        p.rejected_data_points != 0 || !p.error_message.is_empty()
+                    });
+                    if has_partial {
+                        self.telemetry.export_request(outcome::PARTIAL_SUCCESS);
+                        self.telemetry.export_partial_successes.inc();
+                        self.telemetry.dropped(reason::REJECTED, rejected);
+                        let message = partial.map(|p| p.error_message).unwrap_or_default();
+                        if self.logged_partial {
+                            tracing::debug!(rejected, %message, "export partially rejected");
+                        } else {
+                            self.logged_partial = true;
+                            tracing::warn!(rejected, %message, "collector rejected part of an export (partial success); further ones logged at debug");
+                        }
+                    } else {
+                        self.telemetry.export_request(outcome::SUCCESS);
+                    }
+                    let accepted = (batch.points as u64).saturating_sub(rejected);
+                    self.telemetry.exported_points.inc_by(accepted);
+                    return ExportOutcome::Sent { retries, rejected };
+                }
+                Err(status) => status,
+            };
+            let code = status.code();
+            if let Some(fallback) = self.compression_fallback(&status) {
+                tracing::warn!(from = ?self.compression, to = ?fallback, "collector does not accept this compression, switching");
+                self.compression = fallback;
+                self.telemetry
+                    .export_request(outcome::COMPRESSION_UNSUPPORTED);
+                continue;
+            }
+            let server_delay = match retry::classify(&status) {
+                Disposition::Permanent => {
+                    self.telemetry.export_request(outcome::PERMANENT_ERROR);
+                    self.telemetry
+                        .dropped(reason::PERMANENT_ERROR, batch.points as u64);
+                    if self.logged_codes.insert(code) {
+                        tracing::warn!(?code, message = status.message(), points = batch.points, "export refused with a permanent error, batch dropped; further ones with this code logged at debug");
+                    } else {
+                        tracing::debug!(?code, message = status.message(), "export refused");
+                    }
+                    return ExportOutcome::Permanent { code, retries };
+                }
+                Disposition::Retryable { server_delay } => server_delay,
+            };
+            self.telemetry.export_request(outcome::RETRYABLE_ERROR);
+            let delay = server_delay.unwrap_or_else(|| backoff.next_delay());
+            let now = self.clock.now();
+            let elapsed = now.duration_since(started).unwrap_or_default();
+            let past_budget = elapsed + delay > self.retry.max_elapsed;
+            // Marks the current value seen, so `changed()` below fires only on a new one.
+            let past_deadline =
+                (*self.deadline.borrow_and_update()).is_some_and(|d| now + delay > d);
+            if past_budget || past_deadline {
+                self.telemetry
+                    .dropped(reason::RETRIES_EXHAUSTED, batch.points as u64);
+                if self.outage_logged {
+                    tracing::debug!(
+                        ?code,
+                        message = status.message(),
+                        retries,
+                        ?elapsed,
+                        points = batch.points,
+                        "export still failing, batch dropped"
+                    );
+                } else {
+                    self.outage_logged = true;
+                    tracing::warn!(?code, message = status.message(), retries, ?elapsed, points = batch.points, "export still failing, batch dropped; further drops logged at debug until an export succeeds");
+                }
+                return ExportOutcome::GaveUp { code, retries };
+            }
+            tracing::debug!(
+                ?code,
+                message = status.message(),
+                ?delay,
+                "export failed, retrying"
+            );
+            retries += 1;
+            self.telemetry.export_retries.inc();
+            tokio::select! {
+                _ = self.clock.sleep(delay) => {}
+                // A shutdown mid-wait re-checks the deadline at once.
+                Ok(()) = self.deadline.changed() => {}
+            }
+        }
+    }
+}
