@@ -42,7 +42,9 @@ pub fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value> 
         "topk" | "bottomk" => {
             let f = param_scalar(param, &op)?;
             if !(f > -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18) {
-                return Err(Error::Execution(format!("Scalar value {f} overflows int64")));
+                return Err(Error::Execution(format!(
+                    "Scalar value {f} overflows int64"
+                )));
             }
             let ki = f as i64;
             if ki < 1 {
@@ -54,10 +56,16 @@ pub fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value> 
         "count_values" => {
             value_label = match param {
                 Some(Value::Str(s)) => s,
-                _ => return Err(Error::Execution("count_values: expected a string parameter".into())),
+                _ => {
+                    return Err(Error::Execution(
+                        "count_values: expected a string parameter".into(),
+                    ))
+                }
             };
             if !valid_label_name(&value_label) {
-                return Err(Error::Execution(format!("invalid label name {value_label:?}")));
+                return Err(Error::Execution(format!(
+                    "invalid label name {value_label:?}"
+                )));
             }
             if !without {
                 grouping.push(value_label.clone());
@@ -86,7 +94,9 @@ pub fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value> 
                     values: Vec::new(),
                     heap: Vec::new(),
                 });
-                let g = groups.last_mut().ok_or_else(|| Error::Execution("empty group".into()))?;
+                let g = groups
+                    .last_mut()
+                    .ok_or_else(|| Error::Execution("empty group".into()))?;
                 match op.as_str() {
                     "count" | "count_values" | "group" => g.value = 1.0,
                     "stddev" | "stdvar" => g.value = 0.0,
@@ -138,7 +148,8 @@ pub fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value> 
                     heap_push(&mut g.heap, e, topk);
                 } else {
                     let top = g.heap[0].value;
-                    let replace = if topk { top < v } else { top > v } || (top.is_nan() && !v.is_nan());
+                    let replace =
+                        if topk { top < v } else { top > v } || (top.is_nan() && !v.is_nan());
                     if replace {
                         g.heap[0] = e;
                         heap_fix(&mut g.heap, 0, topk);
@@ -161,7 +172,11 @@ pub fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value> 
             }
             _ => g.value,
         };
-        out.push(Elem { labels: g.labels, value, ts: t });
+        out.push(Elem {
+            labels: g.labels,
+            value,
+            ts: t,
+        });
     }
     Ok(Value::Vector(out))
 }
@@ -169,7 +184,9 @@ pub fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value> 
 fn param_scalar(p: Option<Value>, op: &str) -> Result<f64> {
     match p {
         Some(Value::Scalar(v)) => Ok(v),
-        _ => Err(Error::Execution(format!("{op}: expected a scalar parameter"))),
+        _ => Err(Error::Execution(format!(
+            "{op}: expected a scalar parameter"
+        ))),
     }
 }
 
@@ -192,7 +209,9 @@ fn group_labels(l: &Labels, without: bool, grouping: &[String]) -> Labels {
 }
 
 /// Prometheus' `vectorByValueHeap` (topk, a min-heap) or `vectorByReverseValueHeap`
-/// (bottomk); NaN always sorts first.
+/// (bottomk); NaN always sorts first. For bottomk, equal values compare as "less":
+/// that is the tie-breaking Prometheus 2.42 shows in the differential test (which of
+/// several equal values survives), found empirically, not from its source.
 fn less(h: &[Elem], i: usize, j: usize, topk: bool) -> bool {
     if h[i].value.is_nan() {
         return true;
@@ -200,7 +219,7 @@ fn less(h: &[Elem], i: usize, j: usize, topk: bool) -> bool {
     if topk {
         h[i].value < h[j].value
     } else {
-        h[i].value > h[j].value
+        h[i].value >= h[j].value
     }
 }
 
@@ -290,7 +309,11 @@ mod tests {
     fn topk_heap_keeps_largest() {
         let mut h = Vec::new();
         for (i, v) in [3.0, 1.0, 5.0, 2.0, 4.0].into_iter().enumerate() {
-            let e = Elem { labels: Labels::from_pairs([("i", i.to_string())]), value: v, ts: 0 };
+            let e = Elem {
+                labels: Labels::from_pairs([("i", i.to_string())]),
+                value: v,
+                ts: 0,
+            };
             if h.len() < 2 {
                 heap_push(&mut h, e, true);
             } else if h[0].value < v {

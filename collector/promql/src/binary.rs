@@ -36,7 +36,15 @@ pub fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Value> {
     let out = match (lhs, rhs) {
         (Value::Scalar(l), Value::Scalar(r)) => {
             let (v, keep) = elem_binop(&op, l, r)?;
-            return Ok(Value::Scalar(if is_comparison(&op) { if keep { 1.0 } else { 0.0 } } else { v }));
+            return Ok(Value::Scalar(if is_comparison(&op) {
+                if keep {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else {
+                v
+            }));
         }
         (Value::Vector(l), Value::Scalar(r)) => vector_scalar(&op, l, r, false, return_bool, t)?,
         (Value::Scalar(l), Value::Vector(r)) => vector_scalar(&op, r, l, true, return_bool, t)?,
@@ -58,7 +66,11 @@ pub fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Value> {
 fn matching(b: &BinaryExpr, op: &str) -> Matching {
     let set_op = matches!(op, "and" | "or" | "unless");
     let mut m = Matching {
-        card: if set_op { Card::ManyToMany } else { Card::OneToOne },
+        card: if set_op {
+            Card::ManyToMany
+        } else {
+            Card::OneToOne
+        },
         on: false,
         labels: Vec::new(),
         include: Vec::new(),
@@ -113,11 +125,22 @@ fn elem_binop(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
         "<" => (l, l < r),
         ">=" => (l, l >= r),
         "<=" => (l, l <= r),
-        other => return Err(Error::Execution(format!("operator {other:?} not allowed here"))),
+        other => {
+            return Err(Error::Execution(format!(
+                "operator {other:?} not allowed here"
+            )))
+        }
     })
 }
 
-fn vector_scalar(op: &str, v: Vec<Elem>, s: f64, swap: bool, return_bool: bool, t: i64) -> Result<Vec<Elem>> {
+fn vector_scalar(
+    op: &str,
+    v: Vec<Elem>,
+    s: f64,
+    swap: bool,
+    return_bool: bool,
+    t: i64,
+) -> Result<Vec<Elem>> {
     let mut out = Vec::with_capacity(v.len());
     for e in v {
         let (lv, rv) = if swap { (s, e.value) } else { (e.value, s) };
@@ -130,8 +153,16 @@ fn vector_scalar(op: &str, v: Vec<Elem>, s: f64, swap: bool, return_bool: bool, 
             keep = true;
         }
         if keep {
-            let labels = if drops_name(op) || return_bool { drop_name(&e.labels) } else { e.labels };
-            out.push(Elem { labels, value, ts: t });
+            let labels = if drops_name(op) || return_bool {
+                drop_name(&e.labels)
+            } else {
+                e.labels
+            };
+            out.push(Elem {
+                labels,
+                value,
+                ts: t,
+            });
         }
     }
     Ok(out)
@@ -155,7 +186,10 @@ fn and_unless(l: Vec<Elem>, r: Vec<Elem>, m: &Matching, and: bool, t: i64) -> Ve
     if and && (l.is_empty() || r.is_empty()) {
         return Vec::new();
     }
-    let right: HashSet<Vec<Label>> = r.iter().map(|e| signature(&e.labels, m.on, &m.labels)).collect();
+    let right: HashSet<Vec<Label>> = r
+        .iter()
+        .map(|e| signature(&e.labels, m.on, &m.labels))
+        .collect();
     l.into_iter()
         .filter(|e| right.contains(&signature(&e.labels, m.on, &m.labels)) == and)
         .map(|e| Elem { ts: t, ..e })
@@ -163,7 +197,10 @@ fn and_unless(l: Vec<Elem>, r: Vec<Elem>, m: &Matching, and: bool, t: i64) -> Ve
 }
 
 fn or(l: Vec<Elem>, r: Vec<Elem>, m: &Matching, t: i64) -> Vec<Elem> {
-    let left: HashSet<Vec<Label>> = l.iter().map(|e| signature(&e.labels, m.on, &m.labels)).collect();
+    let left: HashSet<Vec<Label>> = l
+        .iter()
+        .map(|e| signature(&e.labels, m.on, &m.labels))
+        .collect();
     let mut out: Vec<Elem> = l.into_iter().map(|e| Elem { ts: t, ..e }).collect();
     out.extend(
         r.into_iter()
@@ -174,20 +211,38 @@ fn or(l: Vec<Elem>, r: Vec<Elem>, m: &Matching, t: i64) -> Vec<Elem> {
 }
 
 fn fmt_labels(l: &Labels) -> String {
-    let parts: Vec<String> = l.iter().map(|x| format!("{}={:?}", x.name, x.value)).collect();
+    let parts: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={:?}", x.name, x.value))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
-fn vector_binop(op: &str, lhs: Vec<Elem>, rhs: Vec<Elem>, m: &Matching, return_bool: bool, t: i64) -> Result<Vec<Elem>> {
+fn vector_binop(
+    op: &str,
+    lhs: Vec<Elem>,
+    rhs: Vec<Elem>,
+    m: &Matching,
+    return_bool: bool,
+    t: i64,
+) -> Result<Vec<Elem>> {
     if lhs.is_empty() || rhs.is_empty() {
         return Ok(Vec::new());
     }
-    let (lhs, rhs) = if m.card == Card::OneToMany { (rhs, lhs) } else { (lhs, rhs) };
+    let (lhs, rhs) = if m.card == Card::OneToMany {
+        (rhs, lhs)
+    } else {
+        (lhs, rhs)
+    };
     let mut right: HashMap<Vec<Label>, &Elem> = HashMap::with_capacity(rhs.len());
     for r in &rhs {
         let sig = signature(&r.labels, m.on, &m.labels);
         if let Some(dup) = right.get(&sig) {
-            let side = if m.card == Card::OneToMany { "left" } else { "right" };
+            let side = if m.card == Card::OneToMany {
+                "left"
+            } else {
+                "right"
+            };
             return Err(Error::Execution(format!(
                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 fmt_labels(&Labels::new(sig.clone())),
@@ -202,7 +257,11 @@ fn vector_binop(op: &str, lhs: Vec<Elem>, rhs: Vec<Elem>, m: &Matching, return_b
     for l in &lhs {
         let sig = signature(&l.labels, m.on, &m.labels);
         let Some(r) = right.get(&sig) else { continue };
-        let (vl, vr) = if m.card == Card::OneToMany { (r.value, l.value) } else { (l.value, r.value) };
+        let (vl, vr) = if m.card == Card::OneToMany {
+            (r.value, l.value)
+        } else {
+            (l.value, r.value)
+        };
         let (mut value, keep) = elem_binop(op, vl, vr)?;
         if return_bool {
             value = if keep { 1.0 } else { 0.0 };
@@ -222,7 +281,8 @@ fn vector_binop(op: &str, lhs: Vec<Elem>, rhs: Vec<Elem>, m: &Matching, return_b
                 }
                 if !inserted.insert(metric.clone()) {
                     return Err(Error::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
                     ));
                 }
             }
@@ -230,18 +290,32 @@ fn vector_binop(op: &str, lhs: Vec<Elem>, rhs: Vec<Elem>, m: &Matching, return_b
                 matched.insert(sig, HashSet::from([metric.clone()]));
             }
         }
-        out.push(Elem { labels: metric, value, ts: t });
+        out.push(Elem {
+            labels: metric,
+            value,
+            ts: t,
+        });
     }
     Ok(out)
 }
 
 /// Labels of a vector-vector result (Prometheus `resultMetric`).
 fn result_metric(lhs: &Labels, rhs: &Labels, op: &str, m: &Matching) -> Labels {
-    let mut l = if drops_name(op) { drop_name(lhs) } else { lhs.clone() };
+    let mut l = if drops_name(op) {
+        drop_name(lhs)
+    } else {
+        lhs.clone()
+    };
     if m.card == Card::OneToOne {
         l = Labels::new(
             l.iter()
-                .filter(|x| if m.on { m.labels.contains(&x.name) } else { !m.labels.contains(&x.name) })
+                .filter(|x| {
+                    if m.on {
+                        m.labels.contains(&x.name)
+                    } else {
+                        !m.labels.contains(&x.name)
+                    }
+                })
                 .cloned()
                 .collect(),
         );
@@ -257,13 +331,25 @@ mod tests {
     use super::*;
 
     fn e(pairs: &[(&str, &str)], v: f64) -> Elem {
-        Elem { labels: Labels::from_pairs(pairs.iter().copied()), value: v, ts: 0 }
+        Elem {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            value: v,
+            ts: 0,
+        }
     }
 
     #[test]
     fn one_to_one_drops_name_and_matches_on_labels() {
-        let m = Matching { card: Card::OneToOne, on: false, labels: vec![], include: vec![] };
-        let l = vec![e(&[("__name__", "a"), ("x", "1")], 4.0), e(&[("__name__", "a"), ("x", "2")], 1.0)];
+        let m = Matching {
+            card: Card::OneToOne,
+            on: false,
+            labels: vec![],
+            include: vec![],
+        };
+        let l = vec![
+            e(&[("__name__", "a"), ("x", "1")], 4.0),
+            e(&[("__name__", "a"), ("x", "2")], 1.0),
+        ];
         let r = vec![e(&[("__name__", "b"), ("x", "1")], 2.0)];
         let out = vector_binop("/", l, r, &m, false, 0).unwrap();
         assert_eq!(out, vec![e(&[("x", "1")], 2.0)]);
@@ -271,7 +357,12 @@ mod tests {
 
     #[test]
     fn duplicate_right_side_is_an_error() {
-        let m = Matching { card: Card::OneToOne, on: true, labels: vec![], include: vec![] };
+        let m = Matching {
+            card: Card::OneToOne,
+            on: true,
+            labels: vec![],
+            include: vec![],
+        };
         let l = vec![e(&[("x", "1")], 1.0)];
         let r = vec![e(&[("x", "1")], 1.0), e(&[("x", "2")], 1.0)];
         assert!(vector_binop("+", l, r, &m, false, 0).is_err());
@@ -279,7 +370,8 @@ mod tests {
 
     #[test]
     fn scalar_comparison_keeps_vector_value() {
-        let out = vector_scalar("<", vec![e(&[("__name__", "a")], 5.0)], 1.0, true, false, 0).unwrap();
+        let out =
+            vector_scalar("<", vec![e(&[("__name__", "a")], 5.0)], 1.0, true, false, 0).unwrap();
         assert_eq!(out, vec![e(&[("__name__", "a")], 5.0)]);
     }
 }

@@ -65,28 +65,40 @@ impl Value {
     pub fn into_vector(self) -> Result<Vec<Elem>> {
         match self {
             Value::Vector(v) => Ok(v),
-            other => Err(Error::Execution(format!("expected instant vector, got {}", other.type_name()))),
+            other => Err(Error::Execution(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
         }
     }
 
     pub fn into_scalar(self) -> Result<f64> {
         match self {
             Value::Scalar(v) => Ok(v),
-            other => Err(Error::Execution(format!("expected scalar, got {}", other.type_name()))),
+            other => Err(Error::Execution(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
         }
     }
 
     pub fn into_matrix(self) -> Result<RangeValue> {
         match self {
             Value::Matrix(m) => Ok(m),
-            other => Err(Error::Execution(format!("expected range vector, got {}", other.type_name()))),
+            other => Err(Error::Execution(format!(
+                "expected range vector, got {}",
+                other.type_name()
+            ))),
         }
     }
 
     pub fn into_string(self) -> Result<String> {
         match self {
             Value::Str(s) => Ok(s),
-            other => Err(Error::Execution(format!("expected string, got {}", other.type_name()))),
+            other => Err(Error::Execution(format!(
+                "expected string, got {}",
+                other.type_name()
+            ))),
         }
     }
 }
@@ -134,9 +146,21 @@ pub fn unwrap_parens(mut e: &Expr) -> &Expr {
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(q: &dyn Queryable, ast: &Expr, bounds: QueryBounds, opts: &'a QueryOptions) -> Result<Self> {
+    fn new(
+        q: &dyn Queryable,
+        ast: &Expr,
+        bounds: QueryBounds,
+        opts: &'a QueryOptions,
+    ) -> Result<Self> {
         let data = plan::prefetch(q, ast, bounds, opts.max_series)?;
-        Ok(Evaluator { data, bounds, opts, started: Instant::now(), step_samples: 0, result_samples: 0 })
+        Ok(Evaluator {
+            data,
+            bounds,
+            opts,
+            started: Instant::now(),
+            step_samples: 0,
+            result_samples: 0,
+        })
     }
 
     fn check_time(&self, phase: &'static str) -> Result<()> {
@@ -165,10 +189,17 @@ impl<'a> Evaluator<'a> {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
                 Value::Vector(v) => Ok(Value::Vector(
                     v.into_iter()
-                        .map(|x| Elem { labels: drop_name(&x.labels), value: -x.value, ts: t })
+                        .map(|x| Elem {
+                            labels: drop_name(&x.labels),
+                            value: -x.value,
+                            ts: t,
+                        })
                         .collect(),
                 )),
-                other => Err(Error::Execution(format!("unary minus on {}", other.type_name()))),
+                other => Err(Error::Execution(format!(
+                    "unary minus on {}",
+                    other.type_name()
+                ))),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.select_vector(vs, t, false)?)),
             Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.select_matrix(ms, t)?)),
@@ -183,7 +214,12 @@ impl<'a> Evaluator<'a> {
     /// Instant vector selection at `t` with lookback and staleness. With
     /// `timestamp_quirk`, an `@` selector ignores its offset (Prometheus 2.x
     /// `timestamp()` does this).
-    pub(crate) fn select_vector(&mut self, vs: &VectorSelector, t: i64, timestamp_quirk: bool) -> Result<Vec<Elem>> {
+    pub(crate) fn select_vector(
+        &mut self,
+        vs: &VectorSelector,
+        t: i64,
+        timestamp_quirk: bool,
+    ) -> Result<Vec<Elem>> {
         let at = at_ms(&vs.at, self.bounds.start, self.bounds.end);
         let eff = match at {
             Some(a) if timestamp_quirk => a,
@@ -202,7 +238,11 @@ impl<'a> Evaluator<'a> {
                 if is_stale_nan(x.value) || x.timestamp_ms < eff - lookback {
                     continue;
                 }
-                out.push(Elem { labels: s.labels.clone(), value: x.value, ts: x.timestamp_ms });
+                out.push(Elem {
+                    labels: s.labels.clone(),
+                    value: x.value,
+                    ts: x.timestamp_ms,
+                });
             }
         }
         self.add_samples(out.len())?;
@@ -220,16 +260,26 @@ impl<'a> Evaluator<'a> {
             for s in series {
                 let lo = s.samples.partition_point(|x| x.timestamp_ms < start);
                 let hi = s.samples.partition_point(|x| x.timestamp_ms <= end);
-                let samples: Vec<Sample> =
-                    s.samples[lo..hi].iter().filter(|x| !is_stale_nan(x.value)).copied().collect();
+                let samples: Vec<Sample> = s.samples[lo..hi]
+                    .iter()
+                    .filter(|x| !is_stale_nan(x.value))
+                    .copied()
+                    .collect();
                 if !samples.is_empty() {
                     n += samples.len();
-                    out.push(Series { labels: s.labels.clone(), samples });
+                    out.push(Series {
+                        labels: s.labels.clone(),
+                        samples,
+                    });
                 }
             }
         }
         self.add_samples(n)?;
-        Ok(RangeValue { series: out, start, end })
+        Ok(RangeValue {
+            series: out,
+            start,
+            end,
+        })
     }
 
     fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<RangeValue> {
@@ -253,20 +303,39 @@ impl<'a> Evaluator<'a> {
                 Value::Vector(v) => {
                     self.add_samples(v.len())?;
                     for e in v {
-                        acc.push(e.labels, Sample { timestamp_ms: ts, value: e.value });
+                        acc.push(
+                            e.labels,
+                            Sample {
+                                timestamp_ms: ts,
+                                value: e.value,
+                            },
+                        );
                     }
                 }
                 Value::Scalar(v) => {
                     self.add_samples(1)?;
-                    acc.push(Labels::default(), Sample { timestamp_ms: ts, value: v });
+                    acc.push(
+                        Labels::default(),
+                        Sample {
+                            timestamp_ms: ts,
+                            value: v,
+                        },
+                    );
                 }
                 other => {
-                    return Err(Error::Execution(format!("subquery of {}", other.type_name())));
+                    return Err(Error::Execution(format!(
+                        "subquery of {}",
+                        other.type_name()
+                    )));
                 }
             }
             ts += step;
         }
-        Ok(RangeValue { series: acc.into_series(), start: lo, end })
+        Ok(RangeValue {
+            series: acc.into_series(),
+            start: lo,
+            end,
+        })
     }
 }
 
@@ -283,7 +352,10 @@ impl SeriesAccumulator {
             Some(&i) => self.series[i].samples.push(s),
             None => {
                 self.index.insert(labels.clone(), self.series.len());
-                self.series.push(Series { labels, samples: vec![s] });
+                self.series.push(Series {
+                    labels,
+                    samples: vec![s],
+                });
             }
         }
     }
@@ -300,14 +372,22 @@ pub fn drop_name(l: &Labels) -> Labels {
     if l.get(METRIC_NAME).is_none() {
         return l.clone();
     }
-    Labels::new(l.iter().filter(|x| x.name != METRIC_NAME).cloned().collect())
+    Labels::new(
+        l.iter()
+            .filter(|x| x.name != METRIC_NAME)
+            .cloned()
+            .collect(),
+    )
 }
 
 /// The label set with `name` set to `value` (removed when `value` is empty).
 pub fn with_label(l: &Labels, name: &str, value: &str) -> Labels {
     let mut v: Vec<Label> = l.iter().filter(|x| x.name != name).cloned().collect();
     if !value.is_empty() {
-        v.push(Label { name: name.to_string(), value: value.to_string() });
+        v.push(Label {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
     }
     Labels::new(v)
 }
@@ -318,7 +398,9 @@ pub fn check_unique(v: &[Elem]) -> Result<()> {
     let mut seen = HashSet::with_capacity(v.len());
     for e in v {
         if !seen.insert(&e.labels) {
-            return Err(Error::Execution("vector cannot contain metrics with the same labelset".into()));
+            return Err(Error::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
         }
     }
     Ok(())
@@ -328,19 +410,38 @@ fn is_sort_call(e: &Expr) -> bool {
     matches!(unwrap_parens(e), Expr::Call(c) if c.func.name == "sort" || c.func.name == "sort_desc")
 }
 
-pub(crate) fn run_instant(q: &dyn Queryable, ast: &Expr, t: i64, opts: &QueryOptions) -> Result<QueryResult> {
-    let bounds = QueryBounds { start: t, end: t, lookback_ms: opts.lookback_delta.as_millis() as i64 };
+pub(crate) fn run_instant(
+    q: &dyn Queryable,
+    ast: &Expr,
+    t: i64,
+    opts: &QueryOptions,
+) -> Result<QueryResult> {
+    let bounds = QueryBounds {
+        start: t,
+        end: t,
+        lookback_ms: opts.lookback_delta.as_millis() as i64,
+    };
     let mut ev = Evaluator::new(q, ast, bounds, opts)?;
     Ok(match ev.eval(ast, t)? {
-        Value::Scalar(v) => QueryResult::Scalar { timestamp_ms: t, value: v },
-        Value::Str(s) => QueryResult::String { timestamp_ms: t, value: s },
+        Value::Scalar(v) => QueryResult::Scalar {
+            timestamp_ms: t,
+            value: v,
+        },
+        Value::Str(s) => QueryResult::String {
+            timestamp_ms: t,
+            value: s,
+        },
         Value::Vector(mut v) => {
             if !is_sort_call(ast) {
                 v.sort_by(|a, b| a.labels.cmp(&b.labels));
             }
             QueryResult::Vector(
                 v.into_iter()
-                    .map(|e| VectorSample { labels: e.labels, timestamp_ms: t, value: e.value })
+                    .map(|e| VectorSample {
+                        labels: e.labels,
+                        timestamp_ms: t,
+                        value: e.value,
+                    })
                     .collect(),
             )
         }
@@ -371,7 +472,11 @@ pub(crate) fn run_range(
             }
         )));
     }
-    let bounds = QueryBounds { start, end, lookback_ms: opts.lookback_delta.as_millis() as i64 };
+    let bounds = QueryBounds {
+        start,
+        end,
+        lookback_ms: opts.lookback_delta.as_millis() as i64,
+    };
     let mut ev = Evaluator::new(q, ast, bounds, opts)?;
     let mut acc = SeriesAccumulator::default();
     let mut t = start;
@@ -380,18 +485,33 @@ pub(crate) fn run_range(
         ev.step_samples = 0;
         match ev.eval(ast, t)? {
             Value::Scalar(v) => {
-                acc.push(Labels::default(), Sample { timestamp_ms: t, value: v });
+                acc.push(
+                    Labels::default(),
+                    Sample {
+                        timestamp_ms: t,
+                        value: v,
+                    },
+                );
                 ev.result_samples += 1;
             }
             Value::Vector(v) => {
                 check_unique(&v)?;
                 ev.result_samples += v.len();
                 for e in v {
-                    acc.push(e.labels, Sample { timestamp_ms: t, value: e.value });
+                    acc.push(
+                        e.labels,
+                        Sample {
+                            timestamp_ms: t,
+                            value: e.value,
+                        },
+                    );
                 }
             }
             other => {
-                return Err(Error::Execution(format!("range query evaluated to {}", other.type_name())));
+                return Err(Error::Execution(format!(
+                    "range query evaluated to {}",
+                    other.type_name()
+                )));
             }
         }
         if ev.result_samples > opts.max_samples {

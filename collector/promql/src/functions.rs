@@ -30,17 +30,28 @@ pub fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value> {
         return Ok(Value::Vector(out));
     }
     let mut it = vals.into_iter();
-    let mut next = || it.next().ok_or_else(|| Error::Execution(format!("{name}: missing argument")));
+    let mut next = || {
+        it.next()
+            .ok_or_else(|| Error::Execution(format!("{name}: missing argument")))
+    };
     let out = match name {
         "time" => return Ok(Value::Scalar(t as f64 / 1000.0)),
         "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
         "scalar" => {
             let v = next()?.into_vector()?;
-            return Ok(Value::Scalar(if v.len() == 1 { v[0].value } else { f64::NAN }));
+            return Ok(Value::Scalar(if v.len() == 1 {
+                v[0].value
+            } else {
+                f64::NAN
+            }));
         }
         "vector" => {
             let s = next()?.into_scalar()?;
-            vec![Elem { labels: Labels::default(), value: s, ts: t }]
+            vec![Elem {
+                labels: Labels::default(),
+                value: s,
+                ts: t,
+            }]
         }
         "abs" | "ceil" | "floor" | "exp" | "sqrt" | "ln" | "log2" | "log10" | "sgn" | "sin"
         | "cos" | "tan" | "asin" | "acos" | "atan" | "sinh" | "cosh" | "tanh" | "asinh"
@@ -114,7 +125,11 @@ pub fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value> {
         | "month" | "year" => {
             let f = date_fn(name);
             match it.next() {
-                None => vec![Elem { labels: Labels::default(), value: f(t as f64 / 1000.0), ts: t }],
+                None => vec![Elem {
+                    labels: Labels::default(),
+                    value: f(t as f64 / 1000.0),
+                    ts: t,
+                }],
                 Some(v) => map_values(v.into_vector()?, t, f),
             }
         }
@@ -126,7 +141,11 @@ pub fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value> {
         "histogram_count" | "histogram_sum" | "histogram_fraction" => Vec::new(),
         "absent" => {
             if next()?.into_vector()?.is_empty() {
-                vec![Elem { labels: absent_labels(&args[0]), value: 1.0, ts: t }]
+                vec![Elem {
+                    labels: absent_labels(&args[0]),
+                    value: 1.0,
+                    ts: t,
+                }]
             } else {
                 Vec::new()
             }
@@ -138,7 +157,13 @@ pub fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Value> {
 }
 
 fn map_values(v: Vec<Elem>, t: i64, f: impl Fn(f64) -> f64) -> Vec<Elem> {
-    v.into_iter().map(|e| Elem { labels: drop_name(&e.labels), value: f(e.value), ts: t }).collect()
+    v.into_iter()
+        .map(|e| Elem {
+            labels: drop_name(&e.labels),
+            value: f(e.value),
+            ts: t,
+        })
+        .collect()
 }
 
 fn math_fn(name: &str) -> fn(f64) -> f64 {
@@ -217,14 +242,25 @@ pub fn go_min(x: f64, y: f64) -> f64 {
 
 /// `timestamp()`: a selector argument reports its samples' own timestamps.
 fn timestamp(ev: &mut Evaluator<'_>, args: &[Box<Expr>], t: i64) -> Result<Value> {
-    let arg = args.first().ok_or_else(|| Error::Execution("timestamp: missing argument".into()))?;
+    let arg = args
+        .first()
+        .ok_or_else(|| Error::Execution("timestamp: missing argument".into()))?;
     let v = match unwrap_parens(arg) {
         Expr::VectorSelector(vs) => ev.select_vector(vs, t, true)?,
-        other => ev.eval(other, t)?.into_vector()?.into_iter().map(|e| Elem { ts: t, ..e }).collect(),
+        other => ev
+            .eval(other, t)?
+            .into_vector()?
+            .into_iter()
+            .map(|e| Elem { ts: t, ..e })
+            .collect(),
     };
     let out: Vec<Elem> = v
         .into_iter()
-        .map(|e| Elem { labels: drop_name(&e.labels), value: e.ts as f64 / 1000.0, ts: t })
+        .map(|e| Elem {
+            labels: drop_name(&e.labels),
+            value: e.ts as f64 / 1000.0,
+            ts: t,
+        })
         .collect();
     check_unique(&out)?;
     Ok(Value::Vector(out))
@@ -260,11 +296,23 @@ fn valid_label_name(s: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
-fn label_replace(v: Vec<Elem>, dst: &str, repl: &str, src: &str, re: &str, t: i64) -> Result<Vec<Elem>> {
-    let regex = regex::Regex::new(&format!("^(?:{re})$"))
-        .map_err(|_| Error::Execution(format!("invalid regular expression in label_replace(): {re}")))?;
+fn label_replace(
+    v: Vec<Elem>,
+    dst: &str,
+    repl: &str,
+    src: &str,
+    re: &str,
+    t: i64,
+) -> Result<Vec<Elem>> {
+    let regex = regex::Regex::new(&format!("^(?:{re})$")).map_err(|_| {
+        Error::Execution(format!(
+            "invalid regular expression in label_replace(): {re}"
+        ))
+    })?;
     if !valid_label_name(dst) {
-        return Err(Error::Execution(format!("invalid destination label name in label_replace(): {dst}")));
+        return Err(Error::Execution(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
     }
     Ok(v.into_iter()
         .map(|e| {
@@ -277,7 +325,11 @@ fn label_replace(v: Vec<Elem>, dst: &str, repl: &str, src: &str, re: &str, t: i6
                     with_label(&e.labels, dst, &res)
                 }
             };
-            Elem { labels, value: e.value, ts: t }
+            Elem {
+                labels,
+                value: e.value,
+                ts: t,
+            }
         })
         .collect())
 }
@@ -285,17 +337,25 @@ fn label_replace(v: Vec<Elem>, dst: &str, repl: &str, src: &str, re: &str, t: i6
 fn label_join(v: Vec<Elem>, dst: &str, sep: &str, srcs: &[String], t: i64) -> Result<Vec<Elem>> {
     for s in srcs {
         if !valid_label_name(s) {
-            return Err(Error::Execution(format!("invalid source label name in label_join(): {s}")));
+            return Err(Error::Execution(format!(
+                "invalid source label name in label_join(): {s}"
+            )));
         }
     }
     if !valid_label_name(dst) {
-        return Err(Error::Execution(format!("invalid destination label name in label_join(): {dst}")));
+        return Err(Error::Execution(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
     }
     Ok(v.into_iter()
         .map(|e| {
             let joined: Vec<&str> = srcs.iter().map(|s| e.labels.get(s).unwrap_or("")).collect();
             let labels = with_label(&e.labels, dst, &joined.join(sep));
-            Elem { labels, value: e.value, ts: t }
+            Elem {
+                labels,
+                value: e.value,
+                ts: t,
+            }
         })
         .collect())
 }
@@ -350,7 +410,9 @@ fn histogram_quantile(q: f64, v: Vec<Elem>, t: i64) -> Vec<Elem> {
     let mut groups: HashMap<Labels, (Labels, Vec<(f64, f64)>)> = HashMap::new();
     let mut order: Vec<Labels> = Vec::new();
     for e in v {
-        let Some(ub) = e.labels.get("le").and_then(parse_go_float) else { continue };
+        let Some(ub) = e.labels.get("le").and_then(parse_go_float) else {
+            continue;
+        };
         let key = with_label(&e.labels, "le", "");
         let entry = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key.clone());
@@ -361,7 +423,11 @@ fn histogram_quantile(q: f64, v: Vec<Elem>, t: i64) -> Vec<Elem> {
     order
         .into_iter()
         .filter_map(|k| groups.remove(&k))
-        .map(|(labels, buckets)| Elem { labels, value: bucket_quantile(q, buckets), ts: t })
+        .map(|(labels, buckets)| Elem {
+            labels,
+            value: bucket_quantile(q, buckets),
+            ts: t,
+        })
         .collect()
 }
 

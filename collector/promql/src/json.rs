@@ -61,11 +61,17 @@ impl QueryResult {
                     "values": s.samples.iter().map(|p| point(p.timestamp_ms, p.value)).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             }),
-            QueryResult::Scalar { timestamp_ms, value } => json!({
+            QueryResult::Scalar {
+                timestamp_ms,
+                value,
+            } => json!({
                 "resultType": "scalar",
                 "result": point(*timestamp_ms, *value),
             }),
-            QueryResult::String { timestamp_ms, value } => json!({
+            QueryResult::String {
+                timestamp_ms,
+                value,
+            } => json!({
                 "resultType": "string",
                 "result": [timestamp_json(*timestamp_ms), value],
             }),
@@ -91,7 +97,13 @@ mod tests {
 
     #[test]
     fn scalar_json() {
-        let r = QueryResult::Scalar { timestamp_ms: 1_500, value: 2.5 };
-        assert_eq!(r.to_prometheus_json().to_string(), r#"{"result":[1.5,"2.5"],"resultType":"scalar"}"#);
+        let r = QueryResult::Scalar {
+            timestamp_ms: 1_500,
+            value: 2.5,
+        };
+        assert_eq!(
+            r.to_prometheus_json().to_string(),
+            r#"{"result":[1.5,"2.5"],"resultType":"scalar"}"#
+        );
     }
 }

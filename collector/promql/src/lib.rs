@@ -206,7 +206,9 @@ fn range_query_inner(
         ));
     }
     if end_ms < start_ms {
-        return Err(Error::BadData("end timestamp must not be before start time".into()));
+        return Err(Error::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
     }
     if (end_ms - start_ms) / step_ms > 11_000 {
         return Err(Error::BadData(

@@ -17,16 +17,76 @@ use crate::{Error, Queryable, Result};
 
 /// Functions of Prometheus 2.42 (`promql/functions.go`), the reference we match.
 const PROMETHEUS_2_FUNCTIONS: &[&str] = &[
-    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
-    "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
-    "count_over_time", "days_in_month", "day_of_month", "day_of_week", "day_of_year", "deg",
-    "delta", "deriv", "exp", "floor", "histogram_count", "histogram_fraction",
-    "histogram_quantile", "histogram_sum", "holt_winters", "hour", "idelta", "increase", "irate",
-    "label_replace", "label_join", "last_over_time", "ln", "log10", "log2", "max_over_time",
-    "min_over_time", "minute", "month", "pi", "predict_linear", "present_over_time",
-    "quantile_over_time", "rad", "rate", "resets", "round", "scalar", "sgn", "sin", "sinh",
-    "sort", "sort_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan",
-    "tanh", "time", "timestamp", "vector", "year",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_sum",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_replace",
+    "label_join",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
 ];
 
 static REGISTER: Once = Once::new();
@@ -55,7 +115,9 @@ fn check(e: &Expr) -> Result<()> {
         Expr::Aggregate(a) => {
             let name = a.op.to_string();
             if name == "limitk" || name == "limit_ratio" {
-                return Err(Error::BadData(format!("parse error: unknown aggregation {name}")));
+                return Err(Error::BadData(format!(
+                    "parse error: unknown aggregation {name}"
+                )));
             }
             if let Some(p) = &a.param {
                 check(p)?;
@@ -66,7 +128,9 @@ fn check(e: &Expr) -> Result<()> {
         Expr::Binary(b) => {
             if let Some(m) = &b.modifier {
                 if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
-                    return Err(Error::BadData("parse error: fill modifiers are not supported".into()));
+                    return Err(Error::BadData(
+                        "parse error: fill modifiers are not supported".into(),
+                    ));
                 }
             }
             check(&b.lhs)?;
@@ -92,7 +156,9 @@ fn check(e: &Expr) -> Result<()> {
 
 fn check_selector(v: &VectorSelector) -> Result<()> {
     if !v.matchers.or_matchers.is_empty() {
-        return Err(Error::BadData("parse error: `or` inside selectors is not supported".into()));
+        return Err(Error::BadData(
+            "parse error: `or` inside selectors is not supported".into(),
+        ));
     }
     Ok(())
 }
@@ -186,7 +252,13 @@ pub(crate) fn prefetch(
 
 /// Evaluation times of a node carrying `at`/`offset` when its parent is evaluated over
 /// `[lo, hi]`: the shifted interval.
-fn shifted(lo: i64, hi: i64, at: &Option<AtModifier>, off: &Option<Offset>, b: QueryBounds) -> (i64, i64) {
+fn shifted(
+    lo: i64,
+    hi: i64,
+    at: &Option<AtModifier>,
+    off: &Option<Offset>,
+    b: QueryBounds,
+) -> (i64, i64) {
     let o = offset_ms(off);
     match at_ms(at, b.start, b.end) {
         Some(t) => (t - o, t - o),
@@ -194,7 +266,13 @@ fn shifted(lo: i64, hi: i64, at: &Option<AtModifier>, off: &Option<Offset>, b: Q
     }
 }
 
-fn walk<'a>(e: &'a Expr, lo: i64, hi: i64, b: QueryBounds, out: &mut Vec<(&'a VectorSelector, i64, i64)>) {
+fn walk<'a>(
+    e: &'a Expr,
+    lo: i64,
+    hi: i64,
+    b: QueryBounds,
+    out: &mut Vec<(&'a VectorSelector, i64, i64)>,
+) {
     match e {
         Expr::VectorSelector(v) => {
             let (l, h) = shifted(lo, hi, &v.at, &v.offset, b);
@@ -233,14 +311,19 @@ mod tests {
     fn rejects_what_prometheus_2_rejects() {
         assert!(parse("rate(x[5m])").is_ok());
         assert!(parse("holt_winters(x[5m], 0.5, 0.5)").is_ok());
-        assert!(matches!(parse("first_over_time(x[5m])"), Err(Error::BadData(_))));
+        assert!(matches!(
+            parse("first_over_time(x[5m])"),
+            Err(Error::BadData(_))
+        ));
         assert!(matches!(parse("sum(x"), Err(Error::BadData(_))));
     }
 
     #[test]
     fn offsets_and_at() {
         let e = parse("x offset -1m @ 100").unwrap();
-        let Expr::VectorSelector(v) = e else { panic!("selector") };
+        let Expr::VectorSelector(v) = e else {
+            panic!("selector")
+        };
         assert_eq!(offset_ms(&v.offset), -60_000);
         assert_eq!(at_ms(&v.at, 0, 0), Some(100_000));
     }

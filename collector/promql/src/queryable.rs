@@ -49,7 +49,10 @@ impl Queryable for MemQueryable {
             let hi = s.samples.partition_point(|x| x.timestamp_ms <= end_ms);
             if lo < hi {
                 let samples: Vec<Sample> = s.samples[lo..hi].to_vec();
-                out.push(Series { labels: s.labels.clone(), samples });
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    samples,
+                });
             }
         }
         Ok(out)
@@ -65,7 +68,13 @@ mod tests {
     fn selects_by_matcher_and_range() {
         let mk = |job: &str, ts: &[i64]| Series {
             labels: Labels::from_pairs([("__name__", "up"), ("job", job)]),
-            samples: ts.iter().map(|&t| Sample { timestamp_ms: t, value: 1.0 }).collect(),
+            samples: ts
+                .iter()
+                .map(|&t| Sample {
+                    timestamp_ms: t,
+                    value: 1.0,
+                })
+                .collect(),
         };
         let q = MemQueryable::new(vec![mk("b", &[10, 20, 30]), mk("a", &[40])]);
         let m = [Matcher::new("__name__", MatchOp::Equal, "up").unwrap()];

@@ -12,7 +12,13 @@ use crate::functions::absent_labels;
 use crate::{aggregation::quantile, Error, Result};
 
 /// Evaluates range-vector function `name` on already evaluated arguments.
-pub fn call(name: &str, vals: Vec<Value>, args: &[Box<Expr>], _ev: &mut Evaluator<'_>, t: i64) -> Result<Vec<Elem>> {
+pub fn call(
+    name: &str,
+    vals: Vec<Value>,
+    args: &[Box<Expr>],
+    _ev: &mut Evaluator<'_>,
+    t: i64,
+) -> Result<Vec<Elem>> {
     let mut m: Option<RangeValue> = None;
     let mut scalars = Vec::new();
     for v in vals {
@@ -20,17 +26,26 @@ pub fn call(name: &str, vals: Vec<Value>, args: &[Box<Expr>], _ev: &mut Evaluato
             Value::Matrix(r) => m = Some(r),
             Value::Scalar(s) => scalars.push(s),
             other => {
-                return Err(Error::Execution(format!("{name}: unexpected argument {other:?}")));
+                return Err(Error::Execution(format!(
+                    "{name}: unexpected argument {other:?}"
+                )));
             }
         }
     }
     let m = m.ok_or_else(|| Error::Execution(format!("{name}: missing range vector")))?;
     let scalar = |i: usize| -> Result<f64> {
-        scalars.get(i).copied().ok_or_else(|| Error::Execution(format!("{name}: missing argument")))
+        scalars
+            .get(i)
+            .copied()
+            .ok_or_else(|| Error::Execution(format!("{name}: missing argument")))
     };
     if name == "absent_over_time" {
         return Ok(if m.series.is_empty() {
-            vec![Elem { labels: absent_labels(&args[0]), value: 1.0, ts: t }]
+            vec![Elem {
+                labels: absent_labels(&args[0]),
+                value: 1.0,
+                ts: t,
+            }]
         } else {
             Vec::new()
         });
@@ -43,7 +58,9 @@ pub fn call(name: &str, vals: Vec<Value>, args: &[Box<Expr>], _ev: &mut Evaluato
             )));
         }
         if tf <= 0.0 || tf >= 1.0 {
-            return Err(Error::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
+            return Err(Error::Execution(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf}"
+            )));
         }
     }
     let mut out = Vec::with_capacity(m.series.len());
@@ -63,7 +80,9 @@ pub fn call(name: &str, vals: Vec<Value>, args: &[Box<Expr>], _ev: &mut Evaluato
                     slope * d + intercept
                 })
             }
-            "changes" => Some(count_pairs(p, |prev, cur| cur != prev && !(cur.is_nan() && prev.is_nan()))),
+            "changes" => Some(count_pairs(p, |prev, cur| {
+                cur != prev && !(cur.is_nan() && prev.is_nan())
+            })),
             "resets" => Some(count_pairs(p, |prev, cur| cur < prev)),
             "avg_over_time" => Some(avg(p)),
             "sum_over_time" => Some(p.iter().map(|x| x.value).sum()),
@@ -94,8 +113,16 @@ pub fn call(name: &str, vals: Vec<Value>, args: &[Box<Expr>], _ev: &mut Evaluato
             other => return Err(Error::BadData(format!("unknown range function {other}"))),
         };
         if let Some(value) = v {
-            let labels = if name == "last_over_time" { s.labels.clone() } else { drop_name(&s.labels) };
-            out.push(Elem { labels, value, ts: t });
+            let labels = if name == "last_over_time" {
+                s.labels.clone()
+            } else {
+                drop_name(&s.labels)
+            };
+            out.push(Elem {
+                labels,
+                value,
+                ts: t,
+            });
         }
     }
     Ok(out)
@@ -130,8 +157,16 @@ fn extrapolated_rate(p: &[Sample], m: &RangeValue, is_counter: bool, is_rate: bo
     }
     let threshold = avg_between * 1.1;
     let mut extrapolate_to = sampled_interval;
-    extrapolate_to += if duration_to_start < threshold { duration_to_start } else { avg_between / 2.0 };
-    extrapolate_to += if duration_to_end < threshold { duration_to_end } else { avg_between / 2.0 };
+    extrapolate_to += if duration_to_start < threshold {
+        duration_to_start
+    } else {
+        avg_between / 2.0
+    };
+    extrapolate_to += if duration_to_end < threshold {
+        duration_to_end
+    } else {
+        avg_between / 2.0
+    };
     let mut factor = extrapolate_to / sampled_interval;
     if is_rate {
         factor /= m.range_secs();
@@ -146,7 +181,11 @@ fn instant_value(p: &[Sample], is_rate: bool) -> Option<f64> {
     }
     let last = p[p.len() - 1];
     let prev = p[p.len() - 2];
-    let mut v = if is_rate && last.value < prev.value { last.value } else { last.value - prev.value };
+    let mut v = if is_rate && last.value < prev.value {
+        last.value
+    } else {
+        last.value - prev.value
+    };
     let interval = last.timestamp_ms - prev.timestamp_ms;
     if interval == 0 {
         return None;
@@ -157,17 +196,43 @@ fn instant_value(p: &[Sample], is_rate: bool) -> Option<f64> {
     Some(v)
 }
 
-/// Least-squares fit of value over seconds since `intercept_ms`: (slope, intercept).
+/// Neumaier-compensated `sum += inc` (Prometheus `kahanSumInc`).
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Least-squares fit of value over seconds since `intercept_ms`: (slope, intercept),
+/// with compensated sums as Prometheus' `linearRegression`.
 fn linear_regression(p: &[Sample], intercept_ms: i64) -> (f64, f64) {
-    let (mut n, mut sx, mut sy, mut sxy, mut sx2) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for s in p {
-        let x = (s.timestamp_ms - intercept_ms) as f64 / 1e3;
+    let mut n = 0.0;
+    let (mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = p[0].value;
+    let mut const_y = true;
+    for (i, s) in p.iter().enumerate() {
+        if const_y && i > 0 && s.value != init_y {
+            const_y = false;
+        }
         n += 1.0;
-        sy += s.value;
-        sx += x;
-        sxy += x * s.value;
-        sx2 += x * x;
+        let x = (s.timestamp_ms - intercept_ms) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(s.value, sy, cy);
+        (sxy, cxy) = kahan_inc(x * s.value, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
     }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
     let cov = sxy - sx * sy / n;
     let var = sx2 - sx * sx / n;
     let slope = cov / var;
@@ -231,17 +296,36 @@ mod tests {
     use super::*;
 
     fn pts(v: &[(i64, f64)]) -> Vec<Sample> {
-        v.iter().map(|&(t, x)| Sample { timestamp_ms: t, value: x }).collect()
+        v.iter()
+            .map(|&(t, x)| Sample {
+                timestamp_ms: t,
+                value: x,
+            })
+            .collect()
     }
 
     #[test]
     fn rate_extrapolates_and_handles_resets() {
         // 5 samples every 15 s in a 60 s window ending at the last sample
-        let p = pts(&[(0, 0.0), (15_000, 10.0), (30_000, 20.0), (45_000, 30.0), (60_000, 40.0)]);
-        let m = RangeValue { series: vec![], start: 0, end: 60_000 };
+        let p = pts(&[
+            (0, 0.0),
+            (15_000, 10.0),
+            (30_000, 20.0),
+            (45_000, 30.0),
+            (60_000, 40.0),
+        ]);
+        let m = RangeValue {
+            series: vec![],
+            start: 0,
+            end: 60_000,
+        };
         assert_eq!(extrapolated_rate(&p, &m, true, false), Some(40.0));
         let reset = pts(&[(0, 10.0), (15_000, 20.0), (30_000, 5.0), (45_000, 15.0)]);
-        let m = RangeValue { series: vec![], start: -15_000, end: 45_000 };
+        let m = RangeValue {
+            series: vec![],
+            start: -15_000,
+            end: 45_000,
+        };
         // increase 10 + (5 after reset from 20 -> counted as 20 + ...)
         let inc = extrapolated_rate(&reset, &m, true, false).unwrap();
         assert!(inc > 25.0, "{inc}");
