@@ -6,7 +6,6 @@
 //! token's; an `X-Scope-OrgID` naming another tenant is refused. Tokens are never
 //! logged or echoed back.
 
-
 use crate::config::{valid_tenant, AuthConfig};
 
 /// Tenant used when authentication is off and the request names none.

@@ -88,8 +88,14 @@ mod tests {
     fn write_request_round_trips() {
         let req = WriteRequest {
             timeseries: vec![TimeSeries {
-                labels: vec![Label { name: "__name__".into(), value: "up".into() }],
-                samples: vec![Sample { value: 1.0, timestamp: 1_700_000_000_000 }],
+                labels: vec![Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                }],
+                samples: vec![Sample {
+                    value: 1.0,
+                    timestamp: 1_700_000_000_000,
+                }],
                 exemplars: vec![],
             }],
             metadata: vec![],
