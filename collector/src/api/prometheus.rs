@@ -321,6 +321,18 @@ pub async fn query_range(
     Ok(success(json!({"resultType": "matrix", "result": result})))
 }
 
+/// `POST /api/v1/admin/flush`: writes every memtable to Parquet parts now (so the
+/// data directory holds only compact parts, e.g. before measuring its size or taking
+/// a backup). Authenticated like every other API route; flushes all tenants.
+pub async fn admin_flush(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    tenant(&state, &headers)?;
+    state.store.flush().await.map_err(ApiError::store)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,16 +379,4 @@ mod tests {
             "(t-5m, t] excludes t-5m"
         );
     }
-}
-
-/// `POST /api/v1/admin/flush`: writes every memtable to Parquet parts now (so the
-/// data directory holds only compact parts, e.g. before measuring its size or taking
-/// a backup). Authenticated like every other API route; flushes all tenants.
-pub async fn admin_flush(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    tenant(&state, &headers)?;
-    state.store.flush().await.map_err(ApiError::store)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
