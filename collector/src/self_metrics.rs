@@ -54,6 +54,21 @@ struct StoreMetrics {
     series: Gauge<u64, AtomicU64>,
 }
 
+/// Counters of the PromQL engine (process-wide), mirrored at scrape time.
+struct PromqlMetrics {
+    queries: Counter,
+    errors: Family<ReasonLabels, Counter>,
+    samples_loaded: Counter,
+}
+
+/// Raises a mirrored counter to `v` (counters never go down).
+fn mirror(c: &Counter, v: u64) {
+    let cur = c.get();
+    if v > cur {
+        c.inc_by(v - cur);
+    }
+}
+
 /// All self-metrics of one collector process.
 pub struct SelfMetrics {
     registry: Registry,
@@ -62,6 +77,7 @@ pub struct SelfMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     store: StoreMetrics,
+    promql: PromqlMetrics,
 }
 
 impl Default for SelfMetrics {
@@ -149,6 +165,26 @@ impl SelfMetrics {
             "Series in the index, all tenants",
             store.series.clone(),
         );
+        let promql = PromqlMetrics {
+            queries: Counter::default(),
+            errors: Family::default(),
+            samples_loaded: Counter::default(),
+        };
+        registry.register(
+            "sightline_promql_queries",
+            "PromQL queries evaluated (instant and range)",
+            promql.queries.clone(),
+        );
+        registry.register(
+            "sightline_promql_query_errors",
+            "PromQL queries that failed, by Prometheus errorType",
+            promql.errors.clone(),
+        );
+        registry.register(
+            "sightline_promql_samples_loaded",
+            "Samples loaded from storage by PromQL queries",
+            promql.samples_loaded.clone(),
+        );
         SelfMetrics {
             registry,
             rejected,
@@ -156,6 +192,7 @@ impl SelfMetrics {
             requests,
             duration,
             store,
+            promql,
         }
     }
 
@@ -216,13 +253,24 @@ impl SelfMetrics {
                 (&m.flushes, s.flushes_total),
                 (&m.quarantined_files, s.quarantined_files_total),
             ] {
-                let cur = c.get();
-                if v > cur {
-                    c.inc_by(v - cur);
-                }
+                mirror(c, v);
             }
             m.parts.set(s.parts_total);
             m.series.set(s.series_total);
+        }
+        let q = sightline_promql::stats();
+        mirror(&self.promql.queries, q.queries_total);
+        mirror(&self.promql.samples_loaded, q.samples_loaded_total);
+        for (reason, v) in [
+            ("bad_data", q.errors_bad_data_total),
+            ("execution", q.errors_execution_total),
+            ("timeout", q.errors_timeout_total),
+            ("internal", q.errors_internal_total),
+        ] {
+            let c = self.promql.errors.get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            });
+            mirror(&c, v);
         }
         let mut out = String::new();
         // encoding into a String cannot fail
@@ -271,6 +319,29 @@ mod tests {
         let text = m.encode(Some(&stats));
         assert!(
             text.contains("sightline_store_wal_fsyncs_total 7"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn promql_counters_are_mirrored() {
+        let m = SelfMetrics::new();
+        let data = sightline_promql::MemQueryable::default();
+        let opts = sightline_promql::QueryOptions::default();
+        assert!(sightline_promql::instant_query(&data, "sum(", 0, &opts).is_err());
+        assert!(sightline_promql::instant_query(&data, "1+1", 0, &opts).is_ok());
+        let text = m.encode(None);
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        // process-wide counters: other tests may have added to them
+        assert!(value("sightline_promql_queries_total") >= 2.0, "{text}");
+        assert!(
+            value(r#"sightline_promql_query_errors_total{reason="bad_data"}"#) >= 1.0,
             "{text}"
         );
     }

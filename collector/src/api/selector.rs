@@ -15,46 +15,6 @@ pub enum SelectorError {
     Unsupported(&'static str),
 }
 
-/// A query the read API can answer: a selector, or a constant scalar expression
-/// such as `1+1` (Grafana's data source health check).
-#[derive(Debug)]
-pub enum Query {
-    Selector(Vec<Vec<Matcher>>),
-    Scalar(f64),
-}
-
-/// Parses a query: a vector selector or arithmetic on number literals.
-pub fn parse_query(input: &str) -> Result<Query, SelectorError> {
-    if let Ok(expr) = parser::parse(input) {
-        if let Some(v) = eval_scalar(&expr) {
-            return Ok(Query::Scalar(v));
-        }
-    }
-    parse_selector(input).map(Query::Selector)
-}
-
-/// Evaluates arithmetic on number literals; `None` for anything else.
-fn eval_scalar(e: &Expr) -> Option<f64> {
-    match e {
-        Expr::NumberLiteral(n) => Some(n.val),
-        Expr::Paren(p) => eval_scalar(&p.expr),
-        Expr::Unary(u) => eval_scalar(&u.expr).map(|v| -v),
-        Expr::Binary(b) => {
-            let (l, r) = (eval_scalar(&b.lhs)?, eval_scalar(&b.rhs)?);
-            match b.op.to_string().as_str() {
-                "+" => Some(l + r),
-                "-" => Some(l - r),
-                "*" => Some(l * r),
-                "/" => Some(l / r),
-                "%" => Some(l % r),
-                "^" => Some(l.powf(r)),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
 /// Parses a selector into matcher sets (one per `or` alternative).
 pub fn parse_selector(input: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
     let expr = parser::parse(input)
@@ -161,23 +121,6 @@ mod tests {
         ));
         assert!(matches(r#"{a="1" or b="2"}"#, &[("b", "2")]));
         assert!(matches("(up)", &[("__name__", "up")]));
-    }
-
-    #[test]
-    fn constant_arithmetic_is_a_scalar() {
-        for (q, want) in [
-            ("1+1", 2.0),
-            ("2 * (3 - 1)", 4.0),
-            ("-4 / 2", -2.0),
-            ("2^3", 8.0),
-        ] {
-            match parse_query(q).unwrap() {
-                Query::Scalar(v) => assert_eq!(v, want, "{q}"),
-                other => panic!("{q}: {other:?}"),
-            }
-        }
-        assert!(matches!(parse_query("up").unwrap(), Query::Selector(_)));
-        assert!(parse_query("up + 1").is_err());
     }
 
     #[test]
