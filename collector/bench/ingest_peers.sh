@@ -5,6 +5,7 @@
 #
 #   collector/bench/ingest_peers.sh [gen.py options, default: 10 hosts x 10 containers x 6 h]
 #
+# SIGHTLINE_BENCH_DATASET=DIR reuses (or creates) a gen.py data set there.
 # Needs: the release collector binary (cargo build --release -p sightline-collector),
 # Debian packages prometheus and victoria-metrics (installed if missing), python3.
 set -euo pipefail
@@ -29,15 +30,18 @@ venv=/var/tmp/sightline-bench-venv
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$peers/requirements.txt"
 py="$venv/bin/python"
 
-echo "generating data set in $work/dataset ..." >&2
-"$py" "$peers/gen.py" --out "$work/dataset" "$@" >&2
+dataset=${SIGHTLINE_BENCH_DATASET:-$work/dataset}
+if [ ! -f "$dataset/manifest.json" ]; then
+  echo "generating data set in $dataset ..." >&2
+  "$py" "$peers/gen.py" --out "$dataset" "$@" >&2
+fi
 
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
 
 run_ingest() { # name url pid data_dir [extra ingest.py args]
   local name=$1 url=$2 pid=$3 dir=$4; shift 4
-  "$py" "$peers/ingest.py" --dataset "$work/dataset" --url "$url" --pid "$pid" --data-dir "$dir" \
+  "$py" "$peers/ingest.py" --dataset "$dataset" --url "$url" --pid "$pid" --data-dir "$dir" \
     --name "$name" --json-out "$work/$name.json" "$@" >&2
 }
 
