@@ -111,7 +111,8 @@ pub struct RunArgs {
     /// Where cgroup hierarchies are mounted, for container discovery.
     #[arg(long, env = "SIGHTLINE_AGENT_CGROUP_ROOT")]
     pub cgroup_root: Option<PathBuf>,
-    /// Kubernetes pod log directory (<ns>_<pod>_<uid>/), for pod names.
+    /// Kubernetes pod log directory (<ns>_<pod>_<uid>/<container>/N.log): names
+    /// containers and is the root of pod log tailing ("" = neither).
     #[arg(long, env = "SIGHTLINE_AGENT_POD_LOGS_ROOT")]
     pub pod_logs_root: Option<PathBuf>,
     /// Kubelet base URL (http://host:port); its /pods names containers.
@@ -123,9 +124,6 @@ pub struct RunArgs {
     /// State directory (log checkpoints); log tailing runs only when set.
     #[arg(long, env = "SIGHTLINE_AGENT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Root of the kubelet's pod logs (default /var/log/pods).
-    #[arg(long, env = "SIGHTLINE_AGENT_PODS_LOG_ROOT")]
-    pub pods_log_root: Option<PathBuf>,
 }
 
 /// The YAML file. Unknown keys are errors.
@@ -444,7 +442,7 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
     let logs = crate::logs::config::resolve(
         file.logs,
         args.data_dir.clone().or(file.data_dir),
-        args.pods_log_root.clone(),
+        args.pod_logs_root.clone(),
         &mut errors,
     );
     if !errors.is_empty() {

@@ -32,7 +32,7 @@ fn spawn_agent(endpoint: &str, root: &std::path::Path) -> Child {
         .arg(endpoint)
         .arg("--data-dir")
         .arg(root.join("data"))
-        .arg("--pods-log-root")
+        .arg("--pod-logs-root")
         .arg(root.join("pods"))
         .arg("--http-addr")
         .arg("127.0.0.1:0")

@@ -4,7 +4,7 @@
 //! ```yaml
 //! data_dir: /var/lib/sightline-agent   # --data-dir; checkpoints in <data_dir>/logs/
 //! logs:
-//!   pods_root: /var/log/pods           # --pods-log-root; "" disables
+//!   pods_root: /var/log/pods           # --pod-logs-root; "" disables
 //!   docker_root: /var/lib/docker/containers   # "" disables
 //!   include: [/var/log/app/**/*.log]   # plain files (globs: *, ?, **)
 //!   poll_interval: 250ms

@@ -40,7 +40,7 @@ use multiline::MultilineRule;
 use ship::{Batcher, Gate};
 use tailer::{Tailer, TailerOptions};
 
-/// Log tailing configuration (the `logs:` section plus `--data-dir`, `--pods-log-root`).
+/// Log tailing configuration (the `logs:` section plus `--data-dir`, `--pod-logs-root`).
 #[derive(Debug, Clone)]
 pub struct LogsConfig {
     /// Checkpoints live in `<data_dir>/logs/`.
