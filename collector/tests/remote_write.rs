@@ -173,6 +173,34 @@ async fn remote_write_and_read_back() {
     .await;
     assert_eq!(status, 400, "{v}");
 
+    // format_query pretty-prints, and refuses what does not parse
+    let (status, v) = get_json(
+        &format!(
+            "{}/api/v1/format_query?query={}",
+            c.http,
+            urlencode("sum(rate(rw_up{job='node'}[5m]))by(instance)")
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let formatted = v["data"].as_str().unwrap();
+    assert!(
+        formatted.contains("sum by (instance)") && formatted.contains("rw_up{job=\"node\"}[5m]"),
+        "{formatted}"
+    );
+    let (status, v) = get_json(
+        &format!("{}/api/v1/format_query?query={}", c.http, urlencode("sum(")),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["errorType"], "bad_data");
+    let (status, v) = get_json(&format!("{}/api/v1/status/buildinfo", c.http), &[]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["version"], "2.42.0");
+    assert_eq!(v["data"]["application"], "sightline-collector");
+
     // an explicit flush writes the memtables to Parquet; the data reads back the same
     let (status, _, _) = post(&format!("{}/api/v1/admin/flush", c.http), &[], Vec::new()).await;
     assert_eq!(status, 204);

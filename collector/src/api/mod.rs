@@ -46,6 +46,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(prometheus::query_range).post(prometheus::query_range),
         )
         .route("/api/v1/admin/flush", post(prometheus::admin_flush))
+        .route(
+            "/api/v1/format_query",
+            get(prometheus::format_query).post(prometheus::format_query),
+        )
+        .route("/api/v1/status/buildinfo", get(prometheus::buildinfo))
         .route("/loki/api/v1/query_range", get(loki::query_range))
         .route("/api/traces/{id}", get(tempo::trace_by_id))
         .route("/metrics", get(metrics))

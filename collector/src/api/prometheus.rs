@@ -276,3 +276,40 @@ pub async fn admin_flush(
     state.store.flush().await.map_err(ApiError::store)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `GET|POST /api/v1/format_query`: the expression pretty-printed (Prometheus' shape:
+/// `{"status":"success","data":"<formatted>"}`; a parse error is `bad_data`).
+pub async fn format_query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    tenant(&state, &headers)?;
+    let expr = query_expr(&params)?;
+    let parsed =
+        sightline_promql::plan::parse(&expr).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(success(Value::String(parsed.prettify())))
+}
+
+/// Prometheus release whose HTTP API and PromQL semantics the collector reproduces
+/// (what the differential test compares against). Grafana reads it to pick features.
+const PROMETHEUS_COMPATIBLE_VERSION: &str = "2.42.0";
+
+/// `GET /api/v1/status/buildinfo`: Prometheus' fields, `version` being the Prometheus
+/// release we are compatible with; our own version is in `sightlineVersion`.
+pub async fn buildinfo(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    tenant(&state, &headers)?;
+    Ok(success(json!({
+        "version": PROMETHEUS_COMPATIBLE_VERSION,
+        "revision": "",
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+        "application": "sightline-collector",
+        "sightlineVersion": env!("CARGO_PKG_VERSION"),
+    })))
+}
