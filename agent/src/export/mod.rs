@@ -113,6 +113,18 @@ pub struct Accepted {
     pub partial: bool,
 }
 
+impl Accepted {
+    /// From an OTLP `partial_success` (same shape for every signal): a partial success
+    /// is any rejected item or a non-empty message.
+    fn from_partial_success(rejected: i64, message: String) -> Self {
+        Accepted {
+            rejected: u64::try_from(rejected).unwrap_or(0),
+            partial: rejected != 0 || !message.is_empty(),
+            message,
+        }
+    }
+}
+
 /// One OTLP signal's `Export` RPC. Metrics and logs share the exporter's retry,
 /// compression negotiation, TLS and headers through this seam; each signal counts its
 /// own exported and dropped items.
@@ -150,11 +162,7 @@ impl SignalRpc for MetricsRpc {
         }
         let partial = client.export(request).await?.into_inner().partial_success;
         Ok(partial
-            .map(|p| Accepted {
-                rejected: u64::try_from(p.rejected_data_points).unwrap_or(0),
-                partial: p.rejected_data_points != 0 || !p.error_message.is_empty(),
-                message: p.error_message,
-            })
+            .map(|p| Accepted::from_partial_success(p.rejected_data_points, p.error_message))
             .unwrap_or_default())
     }
     fn count_exported(telemetry: &Telemetry, n: u64) {
@@ -185,11 +193,7 @@ impl SignalRpc for LogsRpc {
         }
         let partial = client.export(request).await?.into_inner().partial_success;
         Ok(partial
-            .map(|p| Accepted {
-                rejected: u64::try_from(p.rejected_log_records).unwrap_or(0),
-                partial: p.rejected_log_records != 0 || !p.error_message.is_empty(),
-                message: p.error_message,
-            })
+            .map(|p| Accepted::from_partial_success(p.rejected_log_records, p.error_message))
             .unwrap_or_default())
     }
     fn count_exported(telemetry: &Telemetry, n: u64) {
