@@ -35,6 +35,10 @@
 //!   docker_socket: /var/run/docker.sock   # --docker-socket (skipped when absent)
 //!   max_container_series: 20000     # per node; the rest is folded into an overflow series
 //!   rescan_interval: 1s
+//! data_dir: /var/lib/sightline-agent   # --data-dir: log checkpoints and the disk buffer
+//! buffer:                           # see `buffer::config`
+//!   max_bytes: 256MiB
+//!   when_full: backpressure         # or drop_oldest
 //! ```
 
 use std::net::SocketAddr;
@@ -151,6 +155,8 @@ pub struct FileConfig {
     pub logs: crate::logs::config::LogsSection,
     #[serde(default)]
     pub containers: ContainersSection,
+    #[serde(default)]
+    pub buffer: crate::buffer::config::BufferSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +237,8 @@ pub struct AgentConfig {
     pub containers: Option<ContainerOptions>,
     /// Log tailing; `None` without a data dir.
     pub logs: Option<crate::logs::LogsConfig>,
+    /// The disk buffer; `None` without a data dir (or when disabled).
+    pub buffer: Option<crate::buffer::BufferConfig>,
 }
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9100";
@@ -439,9 +447,11 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(system_hostname);
 
+    let data_dir = args.data_dir.clone().or(file.data_dir);
+    let buffer = crate::buffer::config::resolve(file.buffer, data_dir.as_ref(), &mut errors);
     let logs = crate::logs::config::resolve(
         file.logs,
-        args.data_dir.clone().or(file.data_dir),
+        data_dir,
         args.pod_logs_root.clone(),
         &mut errors,
     );
@@ -450,6 +460,7 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
     }
     Ok(AgentConfig {
         logs,
+        buffer,
         exporter: ExporterConfig {
             endpoint: endpoint.unwrap_or_default(),
             compression,

@@ -9,8 +9,10 @@
 //! TLS, bearer token, tenant header), retrying only retryable statuses with exponential
 //! backoff and full jitter on an injected [`clock::Clock`]. [`telemetry`] holds the agent's
 //! own counters, served with readiness by [`http_server`]; [`run`] wires it all together
-//! and flushes on shutdown.
+//! and flushes on shutdown. With a data dir, a bounded on-disk [`buffer`] sits between
+//! the queue (and log tailing) and the exporter, so an outage or a restart loses nothing.
 
+pub mod buffer;
 pub mod clock;
 pub mod config;
 pub mod containers;

@@ -7,8 +7,17 @@
 //! shipper task ◄──────────────────────────────────────────────────────────────────┘
 //!     └─► Exporter::export (retry/backoff) ─► collector
 //! ```
+//! With a disk buffer (`buffer`, on when a data dir is set) the shipper task above becomes
+//! a spooler into the buffer, log batches go there too, and a buffer shipper task owns the
+//! exporter:
+//! ```text
+//! BatchQueue ─► spool_metrics ─┐
+//! logs shipper (ship.rs) ──────┴─► Buffer (segments on disk) ─► buffer::ship::ship ─► Exporter
+//! ```
 //! On shutdown: readiness goes false, collection stops, the queue is closed and the shipper
 //! drains it until `shutdown_timeout`; what is left is counted as dropped (`shutdown`).
+//! With the buffer nothing is dropped: what was not shipped by the deadline stays on disk
+//! and is sent after the restart.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
+use crate::buffer::ship as buffer_ship;
+use crate::buffer::Buffer;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::containers::Containers;
@@ -49,7 +60,16 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
 
     let (deadline_tx, deadline_rx) = watch::channel(None);
-    let mut exporter = Exporter::new(&cfg.exporter, clock.clone(), telemetry.clone(), deadline_rx)?;
+    let mut exporter = Exporter::new(
+        &cfg.exporter,
+        clock.clone(),
+        telemetry.clone(),
+        deadline_rx.clone(),
+    )?;
+    let buffer = match &cfg.buffer {
+        Some(b) => Some(Buffer::open(b.clone(), telemetry.clone())?),
+        None => None,
+    };
 
     let containers = cfg.containers.clone().and_then(|opts| {
         match Containers::new(opts, telemetry.clone(), &cfg.hostname, clock.now()) {
@@ -83,7 +103,16 @@ pub async fn run(
     }
 
     let in_flight = Arc::new(AtomicU64::new(0));
-    let shipper = {
+    let (shipper, buffer_shipper) = if let Some(buffer) = &buffer {
+        let spooler = tokio::spawn(buffer_ship::spool_metrics(
+            queue.clone(),
+            buffer.clone(),
+            telemetry.clone(),
+        ));
+        let shipping = tokio::spawn(buffer_ship::ship(buffer.clone(), exporter, deadline_rx));
+        (spooler, Some(shipping))
+    } else {
+        let shipper = {
         let queue = queue.clone();
         let telemetry = telemetry.clone();
         let in_flight = in_flight.clone();
@@ -95,6 +124,8 @@ pub async fn run(
                 in_flight.store(0, Ordering::Release);
             }
         })
+        };
+        (shipper, None)
     };
 
     let mut logs = match &cfg.logs {
@@ -105,6 +136,7 @@ pub async fn run(
             clock.clone(),
             telemetry.clone(),
             deadline_tx.subscribe(),
+            buffer.clone(),
         )?),
         None => None,
     };
@@ -159,17 +191,46 @@ pub async fn run(
         l.stop_tailing().await;
     }
     queue.close();
-    let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
-    // The exporter stops retrying at the deadline; the extra second covers a last attempt.
     let mut dropped_at_shutdown = 0;
-    let mut shipper = shipper;
     let bound = cfg.shutdown_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(bound, &mut shipper).await.is_err() {
-        shipper.abort();
-        dropped_at_shutdown += in_flight.load(Ordering::Acquire);
-    }
-    if let Some(l) = logs {
-        l.finish(bound).await;
+    if let (Some(buffer), Some(mut buffer_shipper)) = (buffer, buffer_shipper) {
+        // Spool what is queued into the buffer (bounded: a full buffer under
+        // backpressure is closed below, which ends the waits), then ship until the
+        // deadline; the rest stays on disk for the next start.
+        let mut spooler = shipper;
+        if tokio::time::timeout(bound, &mut spooler).await.is_err() {
+            buffer.close();
+            let _ = spooler.await;
+        }
+        let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
+        if let Some(l) = logs {
+            l.finish(bound).await;
+        }
+        buffer.close();
+        if tokio::time::timeout(bound, &mut buffer_shipper)
+            .await
+            .is_err()
+        {
+            buffer_shipper.abort();
+        }
+        buffer.persist_cursor();
+        let pending = buffer.pending();
+        tracing::info!(
+            pending_points = pending[0],
+            pending_log_records = pending[1],
+            "disk buffer closed; pending records ship after the restart"
+        );
+    } else {
+        let _ = deadline_tx.send(Some(clock.now() + cfg.shutdown_timeout));
+        // The exporter stops retrying at the deadline; the extra second covers a last attempt.
+        let mut shipper = shipper;
+        if tokio::time::timeout(bound, &mut shipper).await.is_err() {
+            shipper.abort();
+            dropped_at_shutdown += in_flight.load(Ordering::Acquire);
+        }
+        if let Some(l) = logs {
+            l.finish(bound).await;
+        }
     }
     dropped_at_shutdown += queue.drain().iter().map(|b| b.points as u64).sum::<u64>();
     if dropped_at_shutdown > 0 {

@@ -4,6 +4,8 @@
 //! `collection_errors{source}`, `collected_points`), the queue (`queue_length`,
 //! `dropped_points{reason="queue_full"}`) and the exporter (`export_requests{outcome}`,
 //! `exported_points`, `export_retries`, `export_partial_successes`, `dropped_points{reason}`).
+//! Log tailing adds `sightline_agent_log_*` and the disk buffer `sightline_agent_buffer_*`
+//! (bytes, segments, records written/shipped/dropped, corrupt segments, backpressure).
 //! Names are `sightline_agent_<thing>[_total]`.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -79,6 +81,8 @@ pub struct Telemetry {
     pub metadata_errors: Family<SourceLabel, Counter>,
     /// Log tailing and shipping (`sightline_agent_log_*`).
     pub logs: crate::logs::metrics::LogMetrics,
+    /// The disk buffer (`sightline_agent_buffer_*`).
+    pub buffer: crate::buffer::metrics::BufferMetrics,
 }
 
 impl Default for Telemetry {
@@ -108,6 +112,7 @@ impl Telemetry {
             series_overflow: Counter::default(),
             metadata_errors: Family::default(),
             logs: crate::logs::metrics::LogMetrics::default(),
+            buffer: crate::buffer::metrics::BufferMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -191,6 +196,7 @@ impl Telemetry {
             t.metadata_errors.clone(),
         );
         t.logs.register(&mut registry);
+        t.buffer.register(&mut registry);
         Self { registry, ..t }
     }
 

@@ -84,6 +84,7 @@ async fn rotation_both_ways_at_high_rate_every_line_exactly_once() {
         Arc::new(SystemClock),
         telemetry.clone(),
         deadline_rx,
+        None,
     )
     .unwrap();
     const TOTAL: u64 = 60_000;
@@ -158,6 +159,7 @@ async fn collector_down_nothing_lost_and_in_flight_bounded() {
         Arc::new(SystemClock),
         telemetry.clone(),
         deadline_rx,
+        None,
     )
     .unwrap();
     const TOTAL: u64 = 20_000;
@@ -229,6 +231,7 @@ async fn docker_plain_multiline_severity_and_rate_limit() {
         Arc::new(SystemClock),
         telemetry.clone(),
         deadline_rx,
+        None,
     )
     .unwrap();
     wait_for(&server, 2 + 1 + 300, Duration::from_secs(20)).await;

@@ -6,7 +6,10 @@
 //! translation is rejected as a whole (bad request); otherwise the batch is written
 //! to the store (durable on return) and items dropped by translation or rejected by
 //! the store are reported back as a partial success. Every rejected item and request
-//! is counted in `sightline_collector_rejected_total{reason}`.
+//! is counted in `sightline_collector_rejected_total{reason}`. Tailed log records the
+//! store already holds (same `sightline.log.stream` and `sightline.log.offset`, see
+//! `sightline_store::log_dedup`) are dropped as re-sends, counted in
+//! `sightline_collector_log_duplicates_dropped_total`, and are not an error.
 
 use crate::state::AppState;
 use crate::translate::Translated;
@@ -109,6 +112,11 @@ pub async fn ingest(
         }
     };
     metrics.received(signal.as_str(), protocol, outcome.accepted);
+    if outcome.log_duplicates > 0 {
+        // A re-send after a lost ack or a crash: stored once already, success for the sender.
+        metrics.log_duplicates_dropped(outcome.log_duplicates);
+        tracing::debug!(tenant, protocol, duplicates = outcome.log_duplicates, "re-sent log records dropped");
+    }
     let mut store_rejected = 0;
     for r in &outcome.rejected {
         metrics.rejected(r.reason.as_str(), r.count);

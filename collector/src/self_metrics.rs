@@ -74,6 +74,7 @@ pub struct SelfMetrics {
     registry: Registry,
     rejected: Family<ReasonLabels, Counter>,
     received: Family<ItemLabels, Counter>,
+    log_duplicates: Counter,
     requests: Family<RequestLabels, Counter>,
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     store: StoreMetrics,
@@ -100,6 +101,12 @@ impl SelfMetrics {
             "sightline_collector_received_items",
             "Items accepted into the store, by signal and protocol",
             received.clone(),
+        );
+        let log_duplicates = Counter::default();
+        registry.register(
+            "sightline_collector_log_duplicates_dropped",
+            "Tailed log records received again (same stream and offset) and not stored twice",
+            log_duplicates.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -189,6 +196,7 @@ impl SelfMetrics {
             registry,
             rejected,
             received,
+            log_duplicates,
             requests,
             duration,
             store,
@@ -224,6 +232,16 @@ impl SelfMetrics {
                 protocol: protocol.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// Counts re-sent log records the store recognised and did not store again.
+    pub fn log_duplicates_dropped(&self, n: u64) {
+        self.log_duplicates.inc_by(n);
+    }
+
+    /// Current value of `log_duplicates_dropped_total`.
+    pub fn log_duplicates_dropped_count(&self) -> u64 {
+        self.log_duplicates.get()
     }
 
     /// Records one answered request.

@@ -5,12 +5,14 @@
 //!   ─► tailer thread: fingerprint (dev, inode, first bytes) · rotation (rename, copytruncate)
 //!      · parse · partial/multiline assembly · severity · per-container rate limit
 //!   ─► Batcher ─► Gate (≤ max_in_flight unacked batches; full = tailing pauses)
-//!   ─► shipper task: Exporter::export_logs (retry/compression/TLS/token shared with metrics)
+//!   ─► shipper task: disk buffer push (fdatasync) — or, without a buffer,
+//!      Exporter::export_logs (retry/compression/TLS/token shared with metrics)
 //!   ─► on OK: checkpoint offsets advance and <data_dir>/logs/checkpoints.json is rewritten
 //!      atomically
 //! ```
-//! Contract: a file offset is persisted only after the collector acknowledged every record
-//! read before it, so a crash re-sends at most the unacknowledged window. Every record
+//! Contract: a file offset is persisted only after every record read before it is
+//! durably in the disk buffer (or, without one, acknowledged by the collector), so a
+//! crash re-sends at most the unacknowledged window. Every record
 //! carries `sightline.log.stream` (the file's fingerprint id) and `sightline.log.offset`
 //! (byte offset of its first line) so the receiver can drop re-sent duplicates.
 
@@ -94,7 +96,8 @@ impl std::fmt::Debug for LogsHandle {
     }
 }
 
-/// Start tailing and shipping. `deadline` is the exporter's shutdown deadline channel.
+/// Start tailing and shipping. `deadline` is the exporter's shutdown deadline channel;
+/// with `buffer`, batches go into the disk buffer (and are acknowledged there).
 pub fn start(
     cfg: &LogsConfig,
     hostname: &str,
@@ -102,14 +105,23 @@ pub fn start(
     clock: Arc<dyn Clock>,
     telemetry: Arc<Telemetry>,
     deadline: watch::Receiver<Option<SystemTime>>,
+    buffer: Option<Arc<crate::buffer::Buffer>>,
 ) -> Result<LogsHandle> {
     let checkpoints = Arc::new(Mutex::new(Checkpoints::load(&cfg.data_dir.join("logs"))?));
-    let exporter = Exporter::new(exporter_cfg, clock, telemetry.clone(), deadline.clone())?;
+    let sink = match buffer {
+        Some(b) => ship::Sink::Buffer(b),
+        None => ship::Sink::Exporter(Box::new(Exporter::new(
+            exporter_cfg,
+            clock,
+            telemetry.clone(),
+            deadline.clone(),
+        )?)),
+    };
     let gate = Arc::new(Gate::new(cfg.max_in_flight, telemetry.clone()));
     let (tx, rx) = mpsc::unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
     let shipper = tokio::spawn(ship::ship(
-        exporter,
+        sink,
         rx,
         gate.clone(),
         checkpoints.clone(),

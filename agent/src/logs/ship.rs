@@ -3,10 +3,19 @@
 //! ```text
 //! tailer thread ─► Batcher (≤ max_records / max_bytes / timeout) ─► Gate (≤ N unacked batches;
 //!     full = the tailer blocks: backpressure, nothing dropped) ─► channel ─► shipper task
-//!     ─► Exporter::export_logs (retry/backoff/compression/TLS/token) ─► on OK: Checkpoints::ack
-//!     for every file in the batch, persist, release the gate slot
+//!     ─► Sink::Buffer: Buffer::push (fdatasync'd in the disk buffer)    ─┐ then Checkpoints::ack
+//!        Sink::Exporter: Exporter::export_logs (retry, compression, ...) ─┘ for every file in
+//!     the batch, persist, release the gate slot
 //! ```
-//! Batches are shipped one at a time in order, so acknowledgements per file are in offset
+//! The ack point: with the disk buffer (the default with a data dir), a batch is
+//! acknowledged once it is durably in the buffer — the buffer survives restarts and
+//! ships it to the collector later, so a file offset never runs ahead of data that can
+//! be lost; a full buffer under backpressure holds the gate, and tailing pauses.
+//! Without the buffer, the collector's OK is the ack. Either way a crash before the
+//! checkpoint write re-reads some records; they carry the same
+//! (`sightline.log.stream`, `sightline.log.offset`) and the collector stores them once.
+//!
+//! Batches are handled one at a time in order, so acknowledgements per file are in offset
 //! order. A retryable failure is retried until it succeeds (the exporter's `max_elapsed`
 //! only restarts the backoff); a permanent refusal drops the batch (counted in
 //! `log_records_dropped_total{reason}`) and its offsets advance, since re-sending cannot
@@ -23,6 +32,7 @@ use sightline_proto::otlp::resource::v1::Resource;
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpoints;
+use crate::buffer::{Buffer, Pushed, Signal};
 use super::discovery::FileMeta;
 use crate::export::{ExportOutcome, Exporter};
 use crate::otlp_metric::string_attr;
@@ -256,9 +266,54 @@ impl Batcher {
     }
 }
 
+/// Where acknowledged batches go.
+#[derive(Debug)]
+pub enum Sink {
+    /// Straight to the collector; its OK is the ack.
+    Exporter(Box<Exporter>),
+    /// Into the disk buffer; durable in it is the ack.
+    Buffer(Arc<Buffer>),
+}
+
+/// Deliver one batch to the sink: `true` when its offsets may advance.
+async fn deliver(
+    sink: &mut Sink,
+    batch: &Batch,
+    shutting_down: &tokio::sync::watch::Receiver<Option<std::time::SystemTime>>,
+) -> bool {
+    if batch.records == 0 {
+        return true;
+    }
+    match sink {
+        Sink::Exporter(exporter) => loop {
+            match exporter.export_logs(&batch.request, batch.records).await {
+                ExportOutcome::Sent { .. } | ExportOutcome::Permanent { .. } => return true,
+                ExportOutcome::GaveUp { .. } => {
+                    if shutting_down.borrow().is_some() {
+                        tracing::info!("log shipping stopped at the shutdown deadline; unacknowledged lines are re-read after the restart");
+                        return false;
+                    }
+                }
+            }
+        },
+        Sink::Buffer(buffer) => {
+            let payload = prost::Message::encode_to_vec(&batch.request);
+            match buffer.push(Signal::Logs, batch.records as u64, payload).await {
+                // Too large for the whole buffer: counted there as dropped, like a
+                // permanent refusal the offsets advance.
+                Pushed::Stored | Pushed::TooLarge => true,
+                Pushed::Closed => {
+                    tracing::info!("disk buffer closed while full; unbuffered lines are re-read after the restart");
+                    false
+                }
+            }
+        }
+    }
+}
+
 /// Ship batches in order until the channel closes (or the shutdown deadline passes).
 pub async fn ship(
-    mut exporter: Exporter,
+    mut sink: Sink,
     mut rx: mpsc::UnboundedReceiver<Batch>,
     gate: Arc<Gate>,
     checkpoints: Arc<Mutex<Checkpoints>>,
@@ -266,18 +321,8 @@ pub async fn ship(
     shutting_down: tokio::sync::watch::Receiver<Option<std::time::SystemTime>>,
 ) {
     while let Some(batch) = rx.recv().await {
-        if batch.records > 0 {
-            loop {
-                match exporter.export_logs(&batch.request, batch.records).await {
-                    ExportOutcome::Sent { .. } | ExportOutcome::Permanent { .. } => break,
-                    ExportOutcome::GaveUp { .. } => {
-                        if shutting_down.borrow().is_some() {
-                            tracing::info!("log shipping stopped at the shutdown deadline; unacknowledged lines are re-read after the restart");
-                            return;
-                        }
-                    }
-                }
-            }
+        if !deliver(&mut sink, &batch, &shutting_down).await {
+            return;
         }
         let snapshot = {
             let mut c = checkpoints.lock().unwrap_or_else(|e| e.into_inner());

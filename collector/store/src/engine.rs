@@ -12,6 +12,7 @@
 
 use crate::index::{Checkpoint, TenantIndex};
 use crate::layout::{Signal, INDEX_DIR, WAL_DIR};
+use crate::log_dedup::{self, LogDedup};
 use crate::memtable::{self, MemTables};
 use crate::model::WriteBatch;
 use crate::parts::{self, Catalog};
@@ -52,6 +53,8 @@ pub(crate) struct Counters {
     pub(crate) row_groups_pruned: AtomicU64,
     pub(crate) compactions: AtomicU64,
     pub(crate) compaction_errors: AtomicU64,
+    /// Re-sent tailed log records dropped by [`crate::log_dedup`] (live and replay).
+    pub(crate) log_duplicates: AtomicU64,
 }
 
 pub(crate) fn inc(c: &AtomicU64, n: u64) {
@@ -66,6 +69,8 @@ pub(crate) struct State {
     /// Swapped-out memtables being written, oldest first, with their generation.
     pub(crate) frozen: Vec<(u64, Arc<MemTables>)>,
     pub(crate) catalog: Catalog,
+    /// Which tailed log records were stored already (applied in WAL order).
+    pub(crate) log_dedup: LogDedup,
 }
 
 pub(crate) struct Shared {
@@ -112,6 +117,8 @@ pub(crate) struct FlushJob {
     generation: u64,
     frozen: Arc<MemTables>,
     checkpoint: Checkpoint,
+    /// The log dedup state as of `checkpoint.wal_pos`, saved before the checkpoint.
+    log_dedup: LogDedup,
     published: bool,
     replies: Vec<oneshot::Sender<Result<()>>>,
 }
@@ -249,8 +256,10 @@ pub(crate) fn apply_loop(
                 {
                     let mut st = shared.state.write();
                     let st = &mut *st;
-                    for w in ws {
-                        let out = memtable::apply(
+                    for mut w in ws {
+                        let duplicates = st.log_dedup.filter(&w.tenant, &mut w.batch, now);
+                        inc(&c.log_duplicates, duplicates);
+                        let mut out = memtable::apply(
                             &mut st.index,
                             &mut st.active,
                             &w.tenant,
@@ -258,7 +267,8 @@ pub(crate) fn apply_loop(
                             shared.config.max_series_per_tenant,
                             now,
                         );
-                        if let Ok(o) = &out {
+                        if let Ok(o) = &mut out {
+                            o.log_duplicates = duplicates;
                             count_outcome(c, o);
                         }
                         outcomes.push((w.reply, out));
@@ -271,7 +281,7 @@ pub(crate) fn apply_loop(
             ApplyMsg::Swap { pos, reply } => {
                 let generation = next_generation;
                 next_generation += 1;
-                let (frozen, tenants) = {
+                let (frozen, tenants, log_dedup) = {
                     let mut st = shared.state.write();
                     let frozen = Arc::new(std::mem::take(&mut st.active));
                     st.frozen.push((generation, frozen.clone()));
@@ -280,7 +290,7 @@ pub(crate) fn apply_loop(
                         .iter()
                         .map(|(t, ti)| (t.clone(), ti.series.clone()))
                         .collect();
-                    (frozen, tenants)
+                    (frozen, tenants, st.log_dedup.clone())
                 };
                 shared.flush_requested.store(false, Ordering::SeqCst);
                 inc(&shared.flush_backlog, 1);
@@ -292,6 +302,7 @@ pub(crate) fn apply_loop(
                         wal_pos: pos,
                         tenants,
                     },
+                    log_dedup,
                     published: false,
                     replies: reply.into_iter().collect(),
                 };
@@ -375,7 +386,14 @@ fn run_job(shared: &Shared, job: &mut FlushJob) -> Result<()> {
         st.frozen.retain(|(g, _)| *g != job.generation);
         job.published = true;
     }
-    job.checkpoint.save(&shared.root.join(INDEX_DIR))?;
+    let index_dir = shared.root.join(INDEX_DIR);
+    // Dedup state first: a crash before the checkpoint leaves the previous
+    // generation's checkpoint and dedup file, which still agree.
+    job.log_dedup.save(&index_dir, job.generation)?;
+    job.checkpoint.save(&index_dir)?;
+    if let Err(e) = log_dedup::remove_before(&index_dir, job.generation) {
+        tracing::warn!("removing old log dedup files: {e}");
+    }
     inc(&shared.counters.flushes, 1);
     let removed =
         wal::remove_segments_before(&shared.root.join(WAL_DIR), job.checkpoint.wal_pos.seg)?;

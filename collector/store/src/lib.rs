@@ -23,6 +23,7 @@ mod compaction;
 mod engine;
 mod index;
 mod layout;
+pub mod log_dedup;
 pub mod matcher;
 mod memtable;
 mod metrics_part;
@@ -110,6 +111,9 @@ pub struct WriteOutcome {
     pub accepted: u64,
     /// Samples not stored, by reason, with the first offending series as an example.
     pub rejected: Vec<Rejection>,
+    /// Tailed log records not stored because they were stored before (a re-send; see
+    /// [`log_dedup`]). Not an error for the sender.
+    pub log_duplicates: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -195,6 +199,11 @@ pub struct StoreStats {
     /// Hours whose metrics parts were merged into one.
     pub compactions_total: u64,
     pub compaction_errors_total: u64,
+    /// Re-sent tailed log records dropped by the (stream, offset) dedup, including
+    /// those dropped again during WAL replay.
+    pub log_duplicates_total: u64,
+    /// Log streams the dedup remembers (gauge).
+    pub log_dedup_streams: u64,
 }
 
 /// The store. Cheap to share behind an `Arc`. Dropping it stops its threads after
@@ -250,14 +259,25 @@ impl Store {
             .unwrap_or(0);
         let next_generation = checkpoint.generation.max(max_part_gen) + 1;
         let from = checkpoint.wal_pos;
+        let dedup_generation = if index_lost {
+            max_part_gen
+        } else {
+            checkpoint.generation
+        };
+        let log_dedup = load_log_dedup(&root, dedup_generation, &counters)?;
         let mut state = engine::State {
             catalog: scan.catalog,
             index: checkpoint.into_index(),
+            log_dedup,
             ..Default::default()
         };
         let now = clock.now_ms();
         let report = wal::replay(&root, from, |_, _, payload| {
-            let (tenant, batch) = codec::decode(payload)?;
+            let (tenant, mut batch) = codec::decode(payload)?;
+            inc(
+                &counters.log_duplicates,
+                state.log_dedup.filter(&tenant, &mut batch, now),
+            );
             let out = memtable::apply(
                 &mut state.index,
                 &mut state.active,
@@ -483,7 +503,38 @@ impl Store {
             row_groups_pruned_total: get(&c.row_groups_pruned),
             compactions_total: get(&c.compactions),
             compaction_errors_total: get(&c.compaction_errors),
+            log_duplicates_total: get(&c.log_duplicates),
+            log_dedup_streams: st.log_dedup.streams() as u64,
         }
+    }
+}
+
+/// The log dedup state saved with the checkpoint of `generation` (or the newest older
+/// one, reported). A corrupt file is quarantined and the store starts without it.
+fn load_log_dedup(
+    root: &std::path::Path,
+    generation: u64,
+    counters: &engine::Counters,
+) -> Result<log_dedup::LogDedup> {
+    let dir = root.join(INDEX_DIR);
+    match log_dedup::LogDedup::load(&dir, generation) {
+        Ok((d, found)) => {
+            if generation > 0 && found != Some(generation) {
+                tracing::warn!(
+                    generation,
+                    found = ?found,
+                    "log dedup state of the checkpoint's generation is missing; records re-sent from before it may be stored twice"
+                );
+            }
+            Ok(d)
+        }
+        Err(Error::Corrupt { path, reason }) => {
+            let dest = layout::quarantine(root, &path)?;
+            inc(&counters.quarantined, 1);
+            tracing::warn!(dest = %dest.display(), %reason, "corrupt log dedup state quarantined; records re-sent from before it may be stored twice");
+            Ok(log_dedup::LogDedup::default())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -192,6 +192,7 @@ pub(crate) fn apply(
     Ok(WriteOutcome {
         accepted,
         rejected: rejected.into_vec(),
+        log_duplicates: 0,
     })
 }
 
