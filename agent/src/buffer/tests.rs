@@ -75,6 +75,30 @@ async fn frames_come_back_in_order_and_a_restart_resumes_after_the_acked_ones() 
     assert!(text.contains("sightline_agent_buffer_records_shipped_total{signal=\"logs\"} 60"));
 }
 
+/// Push frames of `size` payload bytes until the next one would not fit.
+async fn fill(b: &Arc<Buffer>, size: usize) -> u64 {
+    let frame = (size + 13) as u64;
+    let mut n = 0;
+    while b.bytes() + frame <= b.config().max_bytes {
+        assert_eq!(
+            b.push(Signal::Metrics, 1, payload(n, size)).await,
+            Pushed::Stored
+        );
+        n += 1;
+    }
+    n
+}
+
+async fn wait_backpressure(t: &Telemetry, at_least: u64) {
+    for _ in 0..1000 {
+        if t.buffer.backpressure_events.get() >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the push never waited for space");
+}
+
 #[tokio::test]
 async fn backpressure_waits_for_the_shipper_and_counts_the_wait() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,30 +108,22 @@ async fn backpressure_waits_for_the_shipper_and_counts_the_wait() {
         t.clone(),
     )
     .unwrap();
-    let mut n = 0;
-    // fill it: a push that does not finish means full
-    loop {
-        let push = b.push(Signal::Metrics, 1, payload(n, 900));
-        match tokio::time::timeout(Duration::from_millis(300), push).await {
-            Ok(Pushed::Stored) => n += 1,
-            Ok(other) => panic!("{other:?}"),
-            Err(_) => break,
-        }
-        assert!(n < 100, "never full");
-    }
-    assert!(b.bytes() <= 8192);
-    assert!(t.buffer.backpressure_events.get() >= 1);
-    // a waiting producer proceeds once the shipper frees a segment
+    let n = fill(&b, 900).await;
+    assert!(n >= 4 && b.bytes() <= 8192);
+    // the next producer waits until the shipper frees a segment
     let waiting = {
         let b = b.clone();
         tokio::spawn(async move { b.push(Signal::Metrics, 1, payload(999, 900)).await })
     };
+    wait_backpressure(&t, 1).await;
+    assert!(!waiting.is_finished());
     let mut shipped = Vec::new();
     while shipped.len() < n as usize {
         let r = next_now(&b).await.unwrap();
         shipped.push(id(&r));
         b.ack(&r, true);
     }
+    assert_eq!(shipped, (0..n).collect::<Vec<_>>());
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), waiting)
             .await
@@ -115,45 +131,24 @@ async fn backpressure_waits_for_the_shipper_and_counts_the_wait() {
             .unwrap(),
         Pushed::Stored
     );
-    // the frame whose push timed out above was stored once space freed, or not at all
-    let rest: Vec<u64> = {
-        let mut v = Vec::new();
-        while let Some(r) = tokio::time::timeout(Duration::from_millis(300), b.next())
-            .await
-            .ok()
-            .flatten()
-        {
-            v.push(id(&r));
-            b.ack(&r, true);
-        }
-        v
-    };
-    assert!(rest.contains(&999), "{rest:?}");
-    assert_eq!(shipped, (0..n).collect::<Vec<_>>());
+    let r = next_now(&b).await.unwrap();
+    assert_eq!(id(&r), 999);
+    b.ack(&r, true);
     assert!(t.buffer.backpressure_seconds.get() > 0.0);
     assert_eq!(t.buffer.dropped_with(Signal::Metrics, reason::DROP_OLDEST), 0);
-    // closing releases a producer waiting for space
-    let b2dir = tempfile::tempdir().unwrap();
+    // closing releases a producer waiting for space, without storing its frame
+    let dir2 = tempfile::tempdir().unwrap();
     let b2 = Buffer::open(
-        cfg(b2dir.path(), 4096, 1024, WhenFull::Backpressure),
+        cfg(dir2.path(), 4096, 1024, WhenFull::Backpressure),
         t.clone(),
     )
     .unwrap();
-    let mut i = 0;
-    while tokio::time::timeout(
-        Duration::from_millis(300),
-        b2.push(Signal::Logs, 1, payload(i, 900)),
-    )
-    .await
-    .is_ok()
-    {
-        i += 1;
-        assert!(i < 100);
-    }
+    fill(&b2, 900).await;
     let blocked = {
         let b2 = b2.clone();
         tokio::spawn(async move { b2.push(Signal::Logs, 1, payload(0, 900)).await })
     };
+    wait_backpressure(&t, 2).await;
     b2.close();
     assert_eq!(blocked.await.unwrap(), Pushed::Closed);
 }
