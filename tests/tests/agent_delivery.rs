@@ -43,10 +43,18 @@ fn wait_stored(
     timeout: Duration,
 ) -> Vec<(u64, String)> {
     let started = Instant::now();
+    let (mut last, mut since) = (0, Instant::now());
     loop {
         let lines = stored_lines(&c.http(), base_ns, total);
         let d = check(&lines, total);
-        if d.distinct as u64 >= want || started.elapsed() > timeout {
+        if d.distinct != last {
+            (last, since) = (d.distinct, Instant::now());
+        }
+        // Done, out of time, or nothing new for a minute.
+        if d.distinct as u64 >= want
+            || started.elapsed() > timeout
+            || since.elapsed() > Duration::from_secs(60)
+        {
             return lines;
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -105,6 +113,9 @@ fn rotation_20k_lines_per_second_with_collector_restart_and_agent_sigkill_is_exa
         d.hash,
         d.expected_hash
     );
+    if !d.missing.is_empty() {
+        eprintln!("keeping {}", dir.keep().display());
+    }
     assert!(
         d.missing.is_empty(),
         "lost {} lines, first {:?}",

@@ -57,10 +57,16 @@ pub enum Disposition {
     Permanent,
 }
 
-/// Classify a gRPC status per the OTLP specification.
+/// Classify a gRPC status per the OTLP specification. A status the client made up from
+/// a transport failure (it carries the underlying error as its `source`, e.g. tonic's
+/// `Unknown: transport error` when the connection drops mid-request, or `Internal` from an
+/// HTTP/2 reset) never came from the server: the request may not have been processed,
+/// so it is retryable like `UNAVAILABLE`.
 pub fn classify(status: &tonic::Status) -> Disposition {
     let server_delay = retry_delay(status.details());
+    let local = std::error::Error::source(status).is_some();
     match status.code() {
+        Code::Unknown | Code::Internal if local => Disposition::Retryable { server_delay },
         Code::Cancelled
         | Code::DeadlineExceeded
         | Code::Aborted
@@ -224,6 +230,22 @@ mod tests {
         ] {
             assert_eq!(classify(&status(code)), Disposition::Permanent, "{code:?}");
         }
+    }
+
+    #[test]
+    fn transport_failures_made_into_statuses_by_the_client_are_retryable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let local = tonic::Status::from_error(Box::new(io));
+        assert_eq!(local.code(), Code::Unknown);
+        assert_eq!(
+            classify(&local),
+            Disposition::Retryable { server_delay: None }
+        );
+        // the same code sent by a server stays permanent
+        assert_eq!(
+            classify(&tonic::Status::unknown("transport error")),
+            Disposition::Permanent
+        );
     }
 
     #[test]
