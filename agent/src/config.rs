@@ -449,12 +449,8 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
 
     let data_dir = args.data_dir.clone().or(file.data_dir);
     let buffer = crate::buffer::config::resolve(file.buffer, data_dir.as_ref(), &mut errors);
-    let logs = crate::logs::config::resolve(
-        file.logs,
-        data_dir,
-        args.pod_logs_root.clone(),
-        &mut errors,
-    );
+    let logs =
+        crate::logs::config::resolve(file.logs, data_dir, args.pod_logs_root.clone(), &mut errors);
     if !errors.is_empty() {
         return Err(Error::Config(errors));
     }

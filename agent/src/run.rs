@@ -113,17 +113,17 @@ pub async fn run(
         (spooler, Some(shipping))
     } else {
         let shipper = {
-        let queue = queue.clone();
-        let telemetry = telemetry.clone();
-        let in_flight = in_flight.clone();
-        tokio::spawn(async move {
-            while let Some(batch) = queue.pop().await {
-                telemetry.queue_length.set(queue.len() as i64);
-                in_flight.store(batch.points as u64, Ordering::Release);
-                exporter.export(&batch).await;
-                in_flight.store(0, Ordering::Release);
-            }
-        })
+            let queue = queue.clone();
+            let telemetry = telemetry.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = queue.pop().await {
+                    telemetry.queue_length.set(queue.len() as i64);
+                    in_flight.store(batch.points as u64, Ordering::Release);
+                    exporter.export(&batch).await;
+                    in_flight.store(0, Ordering::Release);
+                }
+            })
         };
         (shipper, None)
     };

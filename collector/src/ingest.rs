@@ -115,7 +115,12 @@ pub async fn ingest(
     if outcome.log_duplicates > 0 {
         // A re-send after a lost ack or a crash: stored once already, success for the sender.
         metrics.log_duplicates_dropped(outcome.log_duplicates);
-        tracing::debug!(tenant, protocol, duplicates = outcome.log_duplicates, "re-sent log records dropped");
+        tracing::debug!(
+            tenant,
+            protocol,
+            duplicates = outcome.log_duplicates,
+            "re-sent log records dropped"
+        );
     }
     let mut store_rejected = 0;
     for r in &outcome.rejected {

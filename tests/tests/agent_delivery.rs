@@ -100,7 +100,9 @@ fn rotation_20k_lines_per_second_with_collector_restart_and_agent_sigkill_is_exa
     let lines = wait_all_stored(&collector, base_ns, TOTAL, Duration::from_secs(300));
     let d = check(&lines, TOTAL);
     let dups_dropped = collector.duplicates_dropped();
-    let rotations = agent.scrape().by_label("sightline_agent_log_rotations_total", "style");
+    let rotations = agent
+        .scrape()
+        .by_label("sightline_agent_log_rotations_total", "style");
     println!(
         "rotation test: {TOTAL} lines at 20k/s, rotations seen after the restart {rotations:?}, \
          {read_before_kill} lines read before SIGKILL; stored {} (distinct {}), duplicates {}, \
@@ -179,7 +181,10 @@ fn full_buffer_backpressure_holds_memory_flat_and_drop_oldest_counts_what_is_mis
     assert_eq!(dropped, 0.0);
     // Flat: 10 s later, with ~30 MB of unread log behind, the agent holds no more than a
     // generous margin over what it held when the buffer filled, and stays small.
-    assert!(late_max <= early_max + 32 * 1024, "RSS grew: {early_max} -> {late_max} KiB");
+    assert!(
+        late_max <= early_max + 32 * 1024,
+        "RSS grew: {early_max} -> {late_max} KiB"
+    );
     assert!(late_max < 200 * 1024, "RSS {late_max} KiB");
     // The collector comes back: everything arrives, once.
     collector.start();
@@ -211,8 +216,10 @@ fn full_buffer_backpressure_holds_memory_flat_and_drop_oldest_counts_what_is_mis
     let mut writer = spawn_writer(&do_root.join(POD_DIR), TOTAL2, 50_000, 0, base2, "none");
     wait_writer(&mut writer, Duration::from_secs(120));
     wait_for("every line in the buffer", Duration::from_secs(120), || {
-        (agent.metric("sightline_agent_buffer_records_written_total", &[("signal", "logs")])
-            >= TOTAL2 as f64)
+        (agent.metric(
+            "sightline_agent_buffer_records_written_total",
+            &[("signal", "logs")],
+        ) >= TOTAL2 as f64)
             .then_some(())
     });
     let dropped = agent.metric(
@@ -224,7 +231,9 @@ fn full_buffer_backpressure_holds_memory_flat_and_drop_oldest_counts_what_is_mis
     let started = Instant::now();
     let d = loop {
         let d = check(&stored_lines(&collector.http(), base2, TOTAL2), TOTAL2);
-        if d.distinct as f64 + dropped >= TOTAL2 as f64 || started.elapsed() > Duration::from_secs(180) {
+        if d.distinct as f64 + dropped >= TOTAL2 as f64
+            || started.elapsed() > Duration::from_secs(180)
+        {
             break d;
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -236,7 +245,11 @@ fn full_buffer_backpressure_holds_memory_flat_and_drop_oldest_counts_what_is_mis
         d.missing.len()
     );
     assert_eq!(d.duplicates, 0);
-    assert_eq!(d.missing.len() as f64, dropped, "dropped counter = missing lines");
+    assert_eq!(
+        d.missing.len() as f64,
+        dropped,
+        "dropped counter = missing lines"
+    );
 }
 
 /// Frames of a buffer segment file: (offset, length, signal byte, items).
@@ -264,7 +277,8 @@ fn frames(data: &[u8]) -> Vec<(usize, usize, u8, u32)> {
 fn corrupt_buffer_segment_is_reported_and_the_rest_ships() {
     let dir = tempfile::tempdir().unwrap();
     let mut collector = FixedCollector::new(&dir.path().join("collector"), "");
-    let yaml = agent_yaml("  segment_bytes: 256KiB\n").replace("max_records: 1000", "max_records: 200");
+    let yaml =
+        agent_yaml("  segment_bytes: 256KiB\n").replace("max_records: 1000", "max_records: 200");
     let mut agent = AgentRun::new(dir.path(), &collector.endpoint(), &yaml);
     agent.start();
     const TOTAL: u64 = 30_000;
@@ -272,8 +286,10 @@ fn corrupt_buffer_segment_is_reported_and_the_rest_ships() {
     let mut writer = spawn_writer(&dir.path().join(POD_DIR), TOTAL, 50_000, 0, base_ns, "none");
     wait_writer(&mut writer, Duration::from_secs(60));
     wait_for("every line in the buffer", Duration::from_secs(60), || {
-        (agent.metric("sightline_agent_buffer_records_written_total", &[("signal", "logs")])
-            >= TOTAL as f64)
+        (agent.metric(
+            "sightline_agent_buffer_records_written_total",
+            &[("signal", "logs")],
+        ) >= TOTAL as f64)
             .then_some(())
     });
     agent.terminate();
@@ -301,7 +317,13 @@ fn corrupt_buffer_segment_is_reported_and_the_rest_ships() {
 
     collector.start();
     agent.start();
-    let lines = wait_stored(&collector, base_ns, TOTAL, TOTAL - lost, Duration::from_secs(120));
+    let lines = wait_stored(
+        &collector,
+        base_ns,
+        TOTAL,
+        TOTAL - lost,
+        Duration::from_secs(120),
+    );
     let d = check(&lines, TOTAL);
     let corrupt = agent.metric("sightline_agent_buffer_corrupt_segments_total", &[]);
     let moved = std::fs::read_dir(agent.buffer_dir().join("corrupt"))
@@ -325,7 +347,11 @@ fn corrupt_buffer_segment_is_reported_and_the_rest_ships() {
     assert_eq!(moved, 1);
     assert_eq!(logged, 1);
     assert_eq!(d.duplicates, 0);
-    assert_eq!(d.missing.len() as u64, lost, "only the damaged frames are lost");
+    assert_eq!(
+        d.missing.len() as u64,
+        lost,
+        "only the damaged frames are lost"
+    );
     let (lo, hi) = (d.missing[0], d.missing[d.missing.len() - 1]);
     assert_eq!(hi - lo + 1, lost, "the lost lines are one contiguous range");
 }

@@ -10,7 +10,9 @@ mod delivery_support;
 
 use std::time::{Duration, Instant};
 
-use delivery_support::{agent_yaml, check, spawn_writer, stored_lines, wait_writer, AgentRun, FixedCollector};
+use delivery_support::{
+    agent_yaml, check, spawn_writer, stored_lines, wait_writer, AgentRun, FixedCollector,
+};
 
 const OUTAGE: Duration = Duration::from_secs(600);
 const RATE: u64 = 100;
@@ -23,7 +25,11 @@ fn outage_ten_minutes() {
         "storage:\n  flush_interval: 1m\n",
     );
     collector.start();
-    let mut agent = AgentRun::new(dir.path(), &collector.endpoint(), &agent_yaml("  max_bytes: 256MiB\n"));
+    let mut agent = AgentRun::new(
+        dir.path(),
+        &collector.endpoint(),
+        &agent_yaml("  max_bytes: 256MiB\n"),
+    );
     agent.start();
     // 30 s before, 600 s during and 30 s after the outage.
     let total = RATE * (30 + OUTAGE.as_secs() + 30);
@@ -55,7 +61,9 @@ fn outage_ten_minutes() {
     let wait_started = Instant::now();
     let lines = loop {
         let lines = stored_lines(&collector.http(), base_ns, total);
-        if check(&lines, total).missing.is_empty() || wait_started.elapsed() > Duration::from_secs(300) {
+        if check(&lines, total).missing.is_empty()
+            || wait_started.elapsed() > Duration::from_secs(300)
+        {
             break lines;
         }
         std::thread::sleep(Duration::from_secs(3));
@@ -69,8 +77,8 @@ fn outage_ten_minutes() {
     );
     let metric_samples = samples.first().map(|s| s.value).unwrap_or(0.0);
     let s = agent.scrape();
-    let dropped_points = s.sum("sightline_agent_dropped_points_total", &[]);
-    let buffer_dropped = s.sum("sightline_agent_buffer_records_dropped_total", &[]);
+    let dropped_points = s.sum("sightline_agent_dropped_points_total", &[]) + 0.0;
+    let buffer_dropped = s.sum("sightline_agent_buffer_records_dropped_total", &[]) + 0.0;
     println!(
         "outage_ten_minutes: collector down {outage_s}s; {total} lines written at {RATE}/s; \
          buffered during the outage {buffered} records ({buffer_bytes} bytes); stored {} \

@@ -30,7 +30,13 @@ fn s(v: &str) -> any_value::Value {
 
 /// `n` records of stream `stream` at offsets 0, 100, 200, ...; `tagged = false` leaves
 /// out the stream/offset attributes.
-fn request(service: &str, stream: &str, n: u64, base_ns: u64, tagged: bool) -> ExportLogsServiceRequest {
+fn request(
+    service: &str,
+    stream: &str,
+    n: u64,
+    base_ns: u64,
+    tagged: bool,
+) -> ExportLogsServiceRequest {
     let records = (0..n)
         .map(|i| {
             let mut attributes = vec![kv("log.file.path", s("/var/log/x.log"))];
@@ -95,7 +101,11 @@ fn log_dedup_keeps_one_copy_across_resends_restarts_and_flushes() {
     send(&c);
     send(&c);
     assert_eq!(stored(&c, "dedup-svc", base), N as usize);
-    assert_eq!(stored(&c, "plain-svc", base), 40, "untagged records are not deduplicated");
+    assert_eq!(
+        stored(&c, "plain-svc", base),
+        40,
+        "untagged records are not deduplicated"
+    );
     assert_eq!(c.duplicates_dropped(), N as f64);
 
     // SIGKILL: everything comes back from the WAL, and so does the dedup state

@@ -278,10 +278,7 @@ impl Buffer {
                 },
             );
         }
-        let active = segments
-            .keys()
-            .last()
-            .map_or(cursor.seq.max(1), |s| s + 1);
+        let active = segments.keys().last().map_or(cursor.seq.max(1), |s| s + 1);
         let writer = new_segment(&dir, active)?;
         segments.insert(
             active,
@@ -304,7 +301,9 @@ impl Buffer {
                     .filter(|f| f.offset < cursor.offset)
                     .collect();
                 let boundary = cursor.offset == MAGIC.len() as u64
-                    || before.last().is_some_and(|f| f.offset + f.len == cursor.offset);
+                    || before
+                        .last()
+                        .is_some_and(|f| f.offset + f.len == cursor.offset);
                 if boundary {
                     (cursor, items_of(&before))
                 } else {
@@ -399,7 +398,9 @@ impl Buffer {
         ));
         drop(payload);
         if frame.len() as u64 + MAGIC.len() as u64 > self.cfg.max_bytes {
-            self.telemetry.buffer.dropped(signal, metrics::reason::TOO_LARGE, items);
+            self.telemetry
+                .buffer
+                .dropped(signal, metrics::reason::TOO_LARGE, items);
             tracing::warn!(
                 bytes = frame.len(),
                 max_bytes = self.cfg.max_bytes,
@@ -493,7 +494,11 @@ impl Buffer {
         }
         let t = &self.telemetry.buffer;
         t.written(signal, items);
-        if inner.segments.get(&active).is_some_and(|m| m.len >= self.cfg.segment_bytes) {
+        if inner
+            .segments
+            .get(&active)
+            .is_some_and(|m| m.len >= self.cfg.segment_bytes)
+        {
             self.roll(&mut inner)?;
         }
         self.update_gauges(&inner);
@@ -662,8 +667,8 @@ impl Buffer {
             match file.read_exact_at(&mut header, offset) {
                 Err(e) => bad = Some(format!("reading frame header: {e}")),
                 Ok(()) => {
-                    let body = u32::from_le_bytes([header[0], header[1], header[2], header[3]])
-                        as u64;
+                    let body =
+                        u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
                     let end = offset + segment::HEADER as u64 + body;
                     if body > segment::MAX_BODY as u64 || end > meta.len {
                         bad = Some(format!("frame length {body} runs past the segment"));
@@ -723,7 +728,11 @@ impl Buffer {
         if shipped {
             t.shipped(record.signal, record.items);
         } else {
-            t.dropped(record.signal, metrics::reason::PERMANENT_ERROR, record.items);
+            t.dropped(
+                record.signal,
+                metrics::reason::PERMANENT_ERROR,
+                record.items,
+            );
         }
         if inner.cursor.seq == record.seq && inner.cursor.offset == record.offset {
             inner.cursor.offset += record.len;

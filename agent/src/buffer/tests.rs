@@ -46,7 +46,10 @@ async fn frames_come_back_in_order_and_a_restart_resumes_after_the_acked_ones() 
             Pushed::Stored
         );
     }
-    assert!(t.buffer.segments.get() > 2, "segments roll at segment_bytes");
+    assert!(
+        t.buffer.segments.get() > 2,
+        "segments roll at segment_bytes"
+    );
     for n in 0..7 {
         let r = next_now(&b).await.unwrap();
         assert_eq!((id(&r), r.items, r.signal), (n, 3, Signal::Logs));
@@ -135,7 +138,10 @@ async fn backpressure_waits_for_the_shipper_and_counts_the_wait() {
     assert_eq!(id(&r), 999);
     b.ack(&r, true);
     assert!(t.buffer.backpressure_seconds.get() > 0.0);
-    assert_eq!(t.buffer.dropped_with(Signal::Metrics, reason::DROP_OLDEST), 0);
+    assert_eq!(
+        t.buffer.dropped_with(Signal::Metrics, reason::DROP_OLDEST),
+        0
+    );
     // closing releases a producer waiting for space, without storing its frame
     let dir2 = tempfile::tempdir().unwrap();
     let b2 = Buffer::open(
@@ -192,7 +198,11 @@ async fn drop_oldest_counts_exactly_what_was_never_shipped() {
     }
     let dropped = t.buffer.dropped_with(Signal::Logs, reason::DROP_OLDEST);
     assert!(dropped > 0);
-    assert_eq!(dropped + shipped * 2, N * 2, "dropped {dropped}, shipped {shipped}");
+    assert_eq!(
+        dropped + shipped * 2,
+        N * 2,
+        "dropped {dropped}, shipped {shipped}"
+    );
 }
 
 #[tokio::test]
@@ -223,7 +233,10 @@ async fn corrupt_segments_are_moved_aside_and_the_rest_ships() {
         .find(|p| std::fs::metadata(p).unwrap().len() > MAGIC.len() as u64)
         .unwrap();
     let len = std::fs::metadata(&newest).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(&newest).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap();
     f.set_len(len - 10).unwrap();
     drop(f);
 

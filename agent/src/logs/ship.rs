@@ -32,8 +32,8 @@ use sightline_proto::otlp::resource::v1::Resource;
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpoints;
-use crate::buffer::{Buffer, Pushed, Signal};
 use super::discovery::FileMeta;
+use crate::buffer::{Buffer, Pushed, Signal};
 use crate::export::{ExportOutcome, Exporter};
 use crate::otlp_metric::string_attr;
 use crate::telemetry::Telemetry;
@@ -298,7 +298,10 @@ async fn deliver(
         },
         Sink::Buffer(buffer) => {
             let payload = prost::Message::encode_to_vec(&batch.request);
-            match buffer.push(Signal::Logs, batch.records as u64, payload).await {
+            match buffer
+                .push(Signal::Logs, batch.records as u64, payload)
+                .await
+            {
                 // Too large for the whole buffer: counted there as dropped, like a
                 // permanent refusal the offsets advance.
                 Pushed::Stored | Pushed::TooLarge => true,

@@ -214,9 +214,7 @@ impl LogDedup {
                 let mut recent = VecDeque::with_capacity(n);
                 let mut prev = 0u64;
                 for _ in 0..n {
-                    prev = prev
-                        .checked_add(d.uvar()?)
-                        .ok_or("offset overflows u64")?;
+                    prev = prev.checked_add(d.uvar()?).ok_or("offset overflows u64")?;
                     recent.push_back(prev);
                 }
                 streams.insert(
@@ -353,9 +351,7 @@ mod tests {
     }
 
     fn offsets(b: &WriteBatch) -> Vec<u64> {
-        let WriteBatch::Logs(l) = b else {
-            panic!()
-        };
+        let WriteBatch::Logs(l) = b else { panic!() };
         l.iter().filter_map(|r| key_of(r).map(|k| k.1)).collect()
     }
 

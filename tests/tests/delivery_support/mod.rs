@@ -215,6 +215,7 @@ pub struct AgentRun {
 impl AgentRun {
     /// `root/pods` is the pod log root, `root/agent-data` the data dir.
     pub fn new(root: &Path, endpoint: &str, config_yaml: &str) -> AgentRun {
+        std::fs::create_dir_all(root).unwrap();
         AgentRun {
             root: root.to_path_buf(),
             endpoint: endpoint.into(),
@@ -260,7 +261,8 @@ impl AgentRun {
     }
 
     pub fn metric(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
-        self.scrape().sum(name, filter)
+        // + 0.0: an empty sum is -0.0
+        self.scrape().sum(name, filter) + 0.0
     }
 
     pub fn kill(&mut self) {
@@ -413,7 +415,13 @@ pub fn check(lines: &[(u64, String)], total: u64) -> Delivery {
         duplicates: lines.len() - distinct.len(),
         missing,
         hash: content_hash(sorted.iter().map(|(_, l)| l.as_str())),
-        expected_hash: content_hash((0..total).map(body).collect::<Vec<_>>().iter().map(String::as_str)),
+        expected_hash: content_hash(
+            (0..total)
+                .map(body)
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        ),
     }
 }
 
