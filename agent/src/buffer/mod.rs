@@ -448,6 +448,13 @@ impl Buffer {
                 tracing::debug!("disk buffer full: waiting for the shipper (backpressure)");
             }
             let _ = tokio::time::timeout(Duration::from_millis(500), space).await;
+            // Count the wait as it happens, so the counter moves while producers wait.
+            if let Some(w) = waited.replace(Instant::now()) {
+                self.telemetry
+                    .buffer
+                    .backpressure_seconds
+                    .inc_by(w.elapsed().as_secs_f64());
+            }
         }
     }
 
