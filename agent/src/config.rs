@@ -419,7 +419,9 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
             )),
         }
         if e.starts_with("http://") && tls_ca.is_some() {
-            errors.push(format!("tls_ca: given but the endpoint {e} is plain http://"));
+            errors.push(format!(
+                "tls_ca: given but the endpoint {e} is plain http://"
+            ));
         }
     }
     if let Some(ca) = &tls_ca {
@@ -770,7 +772,10 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.contains("ftp://bad") && err.contains("otlp_grpc_addr"), "{err}");
+        assert!(
+            err.contains("ftp://bad") && err.contains("otlp_grpc_addr"),
+            "{err}"
+        );
     }
 
     #[test]

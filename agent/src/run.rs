@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
+use crate::attribution::Attributor;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::containers::Containers;
@@ -28,7 +29,6 @@ use crate::export::batch::{agent_resource, agent_scope, build_batches};
 use crate::export::queue::BatchQueue;
 use crate::export::Exporter;
 use crate::host::HostCollector;
-use crate::attribution::Attributor;
 use crate::http_server;
 use crate::receiver::{self, forward::QueueSink, Receiver};
 use crate::telemetry::{reason, SourceLabel, Telemetry};
@@ -212,7 +212,10 @@ pub async fn run(
         l.finish(bound).await;
     }
     let mut app_forwarder = app_forwarder;
-    if tokio::time::timeout(bound, &mut app_forwarder).await.is_err() {
+    if tokio::time::timeout(bound, &mut app_forwarder)
+        .await
+        .is_err()
+    {
         app_forwarder.abort();
         tracing::warn!("forwarding application data stopped at the shutdown deadline");
     }

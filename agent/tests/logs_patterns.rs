@@ -91,7 +91,11 @@ fn lines() -> Vec<String> {
             if i % 2 == 0 {
                 format!("GET /api/items/{i} returned 200 in {} ms", 3 + i % 17)
             } else {
-                format!("worker {} picked job 0x{:x} from queue default", i % 7, i * 7919)
+                format!(
+                    "worker {} picked job 0x{:x} from queue default",
+                    i % 7,
+                    i * 7919
+                )
             }
         })
         .collect()
@@ -118,7 +122,11 @@ async fn pattern_ids_are_attached_and_stable_per_template() {
     let get_ids = &by_template[&true];
     let worker_ids = &by_template[&false];
     assert_eq!(get_ids.len(), 1, "one id for the GET template: {get_ids:?}");
-    assert_eq!(worker_ids.len(), 1, "one id for the worker template: {worker_ids:?}");
+    assert_eq!(
+        worker_ids.len(),
+        1,
+        "one id for the worker template: {worker_ids:?}"
+    );
     assert_ne!(get_ids, worker_ids);
     assert!(telemetry.log_patterns_tagged.get() >= lines.len() as u64);
 }

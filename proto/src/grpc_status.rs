@@ -196,6 +196,13 @@ mod tests {
             "grpc-message",
             HeaderValue::from_static("Error,%20decoded%20message%20length%20too%20large"),
         );
-        assert_eq!(normalise(&mut h), (Code::ResourceExhausted, Some("too_large"), "Error, decoded message length too large".into()));
+        assert_eq!(
+            normalise(&mut h),
+            (
+                Code::ResourceExhausted,
+                Some("too_large"),
+                "Error, decoded message length too large".into()
+            )
+        );
     }
 }

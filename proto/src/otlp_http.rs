@@ -87,9 +87,8 @@ where
     R: prost::Message + Default + DeserializeOwned,
 {
     match format {
-        Format::Protobuf => {
-            R::decode(bytes).map_err(|e| Error::Malformed(format!("invalid OTLP protobuf body: {e}")))
-        }
+        Format::Protobuf => R::decode(bytes)
+            .map_err(|e| Error::Malformed(format!("invalid OTLP protobuf body: {e}"))),
         Format::Json => serde_json::from_slice::<R>(&bytes)
             .map_err(|e| Error::Malformed(format!("invalid OTLP JSON body: {e}"))),
     }
@@ -173,9 +172,15 @@ mod tests {
             Format::from_headers(&h).unwrap_err().reason(),
             "unsupported_content_type"
         );
-        h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert_eq!(Format::from_headers(&h).unwrap(), Format::Json);
-        h.insert(header::CONTENT_TYPE, "Application/X-Protobuf".parse().unwrap());
+        h.insert(
+            header::CONTENT_TYPE,
+            "Application/X-Protobuf".parse().unwrap(),
+        );
         assert_eq!(Format::from_headers(&h).unwrap(), Format::Protobuf);
         h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         let e = Format::from_headers(&h).unwrap_err();
@@ -187,8 +192,11 @@ mod tests {
         let r: ExportLogsServiceRequest =
             decode(Format::Json, Bytes::from_static(b"{\"resourceLogs\":[{}]}")).unwrap();
         assert_eq!(r.resource_logs.len(), 1);
-        let e = decode::<ExportLogsServiceRequest>(Format::Protobuf, Bytes::from_static(b"\xff\xff\xff"))
-            .unwrap_err();
+        let e = decode::<ExportLogsServiceRequest>(
+            Format::Protobuf,
+            Bytes::from_static(b"\xff\xff\xff"),
+        )
+        .unwrap_err();
         assert_eq!(e.reason(), "malformed");
         assert_eq!(e.grpc_code(), tonic::Code::InvalidArgument);
         let resp = error_response(

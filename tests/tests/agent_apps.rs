@@ -125,7 +125,10 @@ fn resource_attr(resource: &Value, key: &str) -> Option<String> {
 fn app_in_a_docker_cgroup_gets_container_attributes() {
     let collector = Collector::start();
     let agent = Agent::start(&collector.grpc_endpoint(), "1s", &[]);
-    let grpc = agent.otlp_grpc.clone().expect("agent OTLP/gRPC receiver address");
+    let grpc = agent
+        .otlp_grpc
+        .clone()
+        .expect("agent OTLP/gRPC receiver address");
 
     let id: String = format!("{:016x}", rand::random::<u64>()).repeat(4);
     let service = format!("e2e-app-{}", &id[..8]);
@@ -137,7 +140,12 @@ fn app_in_a_docker_cgroup_gets_container_attributes() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/app_in_container.py");
     let child = Command::new(python())
         .arg(script)
-        .args(["--endpoint", &format!("http://{grpc}"), "--service", &service])
+        .args([
+            "--endpoint",
+            &format!("http://{grpc}"),
+            "--service",
+            &service,
+        ])
         .stdin(Stdio::piped())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
@@ -173,15 +181,30 @@ fn app_in_a_docker_cgroup_gets_container_attributes() {
     // Traces: the resource carries what the agent added.
     let trace_id = sent["trace_id"].as_str().unwrap();
     let trace = wait_for("the app's trace at the collector", READ_TIMEOUT, || {
-        let r = http.get(&format!("/api/traces/{trace_id}"), &[], &[]).ok()?;
+        let r = http
+            .get(&format!("/api/traces/{trace_id}"), &[], &[])
+            .ok()?;
         (r.status == 200).then(|| r.json())
     });
     let resource = &trace["batches"][0]["resource"];
-    assert_eq!(resource_attr(resource, "container.id").as_deref(), Some(id.as_str()), "{trace}");
-    assert_eq!(resource_attr(resource, "container.runtime").as_deref(), Some("docker"));
-    assert_eq!(resource_attr(resource, "service.name").as_deref(), Some(service.as_str()));
+    assert_eq!(
+        resource_attr(resource, "container.id").as_deref(),
+        Some(id.as_str()),
+        "{trace}"
+    );
+    assert_eq!(
+        resource_attr(resource, "container.runtime").as_deref(),
+        Some("docker")
+    );
+    assert_eq!(
+        resource_attr(resource, "service.name").as_deref(),
+        Some(service.as_str())
+    );
     let host = sightline_e2e::hostname();
-    assert_eq!(resource_attr(resource, "host.name").as_deref(), Some(host.as_str()));
+    assert_eq!(
+        resource_attr(resource, "host.name").as_deref(),
+        Some(host.as_str())
+    );
 
     // Metrics: the counter, and target_info with the container id.
     let t = now_ns() as f64 / 1e9;
@@ -191,7 +214,10 @@ fn app_in_a_docker_cgroup_gets_container_attributes() {
     });
     assert_eq!(jobs[0].value, 7.0);
     let info = wait_for("target_info of the app", READ_TIMEOUT, || {
-        let r = http.query(&format!("target_info{{job=\"{service}\"}}"), now_ns() as f64 / 1e9);
+        let r = http.query(
+            &format!("target_info{{job=\"{service}\"}}"),
+            now_ns() as f64 / 1e9,
+        );
         (!r.is_empty()).then_some(r)
     });
     assert_eq!(info[0].metric.get("container_id"), Some(&id), "{info:?}");
@@ -207,29 +233,45 @@ fn app_in_a_docker_cgroup_gets_container_attributes() {
         );
         (s.iter().map(|s| s.values.len()).sum::<usize>() >= 3).then_some(s)
     });
-    assert_eq!(streams[0].stream.get("host_name"), Some(&host), "{streams:?}");
+    assert_eq!(
+        streams[0].stream.get("host_name"),
+        Some(&host),
+        "{streams:?}"
+    );
     let bodies: BTreeSet<String> = streams
         .iter()
         .flat_map(|s| s.values.iter().map(|(_, l)| l.clone()))
         .collect();
     for b in sent["logs"].as_array().unwrap() {
-        assert!(bodies.contains(b.as_str().unwrap()), "{b} not in {bodies:?}");
+        assert!(
+            bodies.contains(b.as_str().unwrap()),
+            "{b} not in {bodies:?}"
+        );
     }
 
     // The agent's own account.
     let scrape = wait_for("agent counters", READ_TIMEOUT, || {
         let s = Scrape::fetch(&agent.http());
-        (s.sum("sightline_agent_receiver_forwarded_total", &[("signal", "traces")]) >= 1.0)
+        (s.sum(
+            "sightline_agent_receiver_forwarded_total",
+            &[("signal", "traces")],
+        ) >= 1.0)
             .then_some(s)
     });
     for (signal, n) in [("metrics", 1.0), ("logs", 3.0), ("traces", 1.0)] {
         assert!(
-            scrape.sum("sightline_agent_receiver_received_total", &[("signal", signal)]) >= n,
+            scrape.sum(
+                "sightline_agent_receiver_received_total",
+                &[("signal", signal)]
+            ) >= n,
             "{signal}"
         );
     }
     assert!(
-        scrape.sum("sightline_agent_receiver_attributed_total", &[("source", "local_process")]) >= 3.0
+        scrape.sum(
+            "sightline_agent_receiver_attributed_total",
+            &[("source", "local_process")]
+        ) >= 3.0
     );
 }
 
@@ -284,14 +326,24 @@ fn bad_requests_to_the_agent_get_otlp_statuses_and_are_counted() {
     let proto = [("Content-Type", "application/x-protobuf")];
     let json = [("Content-Type", "application/json")];
 
-    let r = http.post("/v1/logs", &proto, b"\xff\xff\xff\xff not protobuf").unwrap();
+    let r = http
+        .post("/v1/logs", &proto, b"\xff\xff\xff\xff not protobuf")
+        .unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("invalid OTLP protobuf body"), "{}", r.body);
-    let r = http.post("/v1/traces", &json, b"{\"resourceSpans\": 7}").unwrap();
+    let r = http
+        .post("/v1/traces", &json, b"{\"resourceSpans\": 7}")
+        .unwrap();
     assert_eq!(r.status, 400);
     let status: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(status["code"], 3, "google.rpc.Status INVALID_ARGUMENT: {}", r.body);
-    let r = http.post("/v1/metrics", &[("Content-Type", "text/plain")], b"x").unwrap();
+    assert_eq!(
+        status["code"], 3,
+        "google.rpc.Status INVALID_ARGUMENT: {}",
+        r.body
+    );
+    let r = http
+        .post("/v1/metrics", &[("Content-Type", "text/plain")], b"x")
+        .unwrap();
     assert_eq!(r.status, 415);
     let big = vec![b'a'; 100_000];
     let r = http.post("/v1/logs", &proto, &big).unwrap();
@@ -302,14 +354,22 @@ fn bad_requests_to_the_agent_get_otlp_statuses_and_are_counted() {
     let r = http
         .post(
             "/v1/logs",
-            &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")],
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "gzip"),
+            ],
             &bomb,
         )
         .unwrap();
     assert_eq!(r.status, 413, "{}", r.body);
 
-    let e = otlp_grpc::raw_unary(&grpc, otlp_grpc::LOGS_EXPORT, b"\xff\xff\xff garbage".to_vec(), &[])
-        .unwrap_err();
+    let e = otlp_grpc::raw_unary(
+        &grpc,
+        otlp_grpc::LOGS_EXPORT,
+        b"\xff\xff\xff garbage".to_vec(),
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     let e = otlp_grpc::raw_unary(&grpc, otlp_grpc::METRICS_EXPORT, vec![0x0a; 100_000], &[])
         .unwrap_err();
@@ -323,7 +383,10 @@ fn bad_requests_to_the_agent_get_otlp_statuses_and_are_counted() {
         let r = http
             .post(
                 "/v1/logs",
-                &[("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Content-Encoding", "gzip"),
+                ],
                 &body,
             )
             .unwrap();
@@ -333,7 +396,10 @@ fn bad_requests_to_the_agent_get_otlp_statuses_and_are_counted() {
         statuses.push(r.status);
     }
     assert_eq!(statuses[0], 200, "{statuses:?}");
-    assert!(statuses.contains(&429), "queue of 1 never full: {statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "queue of 1 never full: {statuses:?}"
+    );
 
     let s = Scrape::fetch(&agent.http());
     for (signal, reason, n) in [
@@ -367,7 +433,12 @@ fn free_port() -> u16 {
 /// Sequence numbers of `failover-app` lines stored in a collector.
 fn stored_seqs(c: &Collector, from_ns: i64) -> BTreeSet<u64> {
     c.http()
-        .loki_query_range("{service_name=\"failover-app\"}", from_ns, now_ns() + 1_000_000_000, 100_000)
+        .loki_query_range(
+            "{service_name=\"failover-app\"}",
+            from_ns,
+            now_ns() + 1_000_000_000,
+            100_000,
+        )
         .iter()
         .flat_map(|s| s.values.iter())
         .filter_map(|(_, l)| l.strip_prefix("seq=")?.parse().ok())
@@ -397,7 +468,12 @@ fn failover_to_the_second_collector_and_back() {
     let agent = Agent::start(
         &format!("http://127.0.0.1:{port}"),
         "1s",
-        &["--endpoint", &b.grpc_endpoint(), "--config", config.to_str().unwrap()],
+        &[
+            "--endpoint",
+            &b.grpc_endpoint(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
     );
     let app = Http::new(&format!("http://{}", agent.otlp_http.clone().unwrap()));
     let from_ns = now_ns() - 1_000_000_000;
@@ -435,19 +511,27 @@ fn failover_to_the_second_collector_and_back() {
     drop(a);
     let a = start_a();
     // Keep sending until the probe moved the application's traffic back to the primary.
-    wait_for("traffic back on the primary", Duration::from_secs(60), || {
-        send(2);
-        stored_seqs(&a, from_ns)
-            .iter()
-            .any(|s| *s >= sent)
-            .then_some(())
-    });
+    wait_for(
+        "traffic back on the primary",
+        Duration::from_secs(60),
+        || {
+            send(2);
+            stored_seqs(&a, from_ns)
+                .iter()
+                .any(|s| *s >= sent)
+                .then_some(())
+        },
+    );
     let total = send(10);
-    let all = wait_for("every line stored in one of the collectors", READ_TIMEOUT, || {
-        let mut all = stored_seqs(&a, from_ns);
-        all.extend(stored_seqs(&b, from_ns));
-        (all.len() as u64 == total).then_some(all)
-    });
+    let all = wait_for(
+        "every line stored in one of the collectors",
+        READ_TIMEOUT,
+        || {
+            let mut all = stored_seqs(&a, from_ns);
+            all.extend(stored_seqs(&b, from_ns));
+            (all.len() as u64 == total).then_some(all)
+        },
+    );
     assert_eq!(all, (0..total).collect::<BTreeSet<u64>>(), "lines lost");
     let on_a = stored_seqs(&a, from_ns);
     assert!(

@@ -174,10 +174,12 @@ mod tests {
     use sightline_proto::otlp::common::v1::{any_value, AnyValue};
 
     fn get<'a>(r: &'a Resource, key: &str) -> Option<&'a str> {
-        r.attributes.iter().find_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(s) if kv.key == key => Some(s.as_str()),
-            _ => None,
-        })
+        r.attributes
+            .iter()
+            .find_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) if kv.key == key => Some(s.as_str()),
+                _ => None,
+            })
     }
 
     #[test]

@@ -154,7 +154,10 @@ impl InodeOwners {
 }
 
 fn socket_of_link(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 fn holds(proc_root: &Path, pid: u32, inode: u64) -> bool {
@@ -227,9 +230,15 @@ mod tests {
         let v1 = "12:pids:/docker/abc\n4:memory:/docker/abc\n1:name=systemd:/system.slice/docker.service\n0::/\n";
         assert_eq!(
             parse_cgroup_file(v1),
-            vec!["docker/abc".to_string(), "system.slice/docker.service".to_string()]
+            vec![
+                "docker/abc".to_string(),
+                "system.slice/docker.service".to_string()
+            ]
         );
-        assert_eq!(parse_cgroup_file("0::/kubepods.slice/x.scope\n"), vec!["kubepods.slice/x.scope"]);
+        assert_eq!(
+            parse_cgroup_file("0::/kubepods.slice/x.scope\n"),
+            vec!["kubepods.slice/x.scope"]
+        );
     }
 
     #[test]

@@ -89,9 +89,9 @@ impl Selector {
     pub fn pick(&mut self, now: SystemTime) -> usize {
         self.probing = false;
         if self.active != 0 {
-            let due = self.since.is_none_or(|s| {
-                now.duration_since(s).unwrap_or_default() >= self.probe_interval
-            });
+            let due = self
+                .since
+                .is_none_or(|s| now.duration_since(s).unwrap_or_default() >= self.probe_interval);
             if due {
                 self.probing = true;
                 return 0;
@@ -115,7 +115,12 @@ impl Selector {
 
     /// The attempt on `index` failed with a status for which `failover` is true or not.
     /// Returns what to do and whether the active endpoint changed.
-    pub fn failed(&mut self, index: usize, failover: bool, now: SystemTime) -> (AfterFailure, bool) {
+    pub fn failed(
+        &mut self,
+        index: usize,
+        failover: bool,
+        now: SystemTime,
+    ) -> (AfterFailure, bool) {
         let was_probe = self.probing;
         self.probing = false;
         if was_probe && index == 0 && self.active != 0 {
@@ -159,7 +164,10 @@ impl Endpoints {
 
     /// Endpoint index and channel for the next attempt.
     pub fn pick(&mut self, now: SystemTime) -> (usize, Channel) {
-        let i = self.selector.pick(now).min(self.channels.len().saturating_sub(1));
+        let i = self
+            .selector
+            .pick(now)
+            .min(self.channels.len().saturating_sub(1));
         (i, self.channels[i].clone())
     }
 
@@ -194,8 +202,13 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(split_list(" http://a:1 ,http://b:2,,"), vec!["http://a:1", "http://b:2"]);
-        assert!(is_failover(&tonic::Status::unavailable("tcp connect error")));
+        assert_eq!(
+            split_list(" http://a:1 ,http://b:2,,"),
+            vec!["http://a:1", "http://b:2"]
+        );
+        assert!(is_failover(&tonic::Status::unavailable(
+            "tcp connect error"
+        )));
         assert!(is_failover(&tonic::Status::deadline_exceeded("slow")));
         assert!(!is_failover(&tonic::Status::invalid_argument("bad")));
     }

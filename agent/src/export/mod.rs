@@ -324,7 +324,9 @@ impl Exporter {
     ) -> Result<Self> {
         let urls = endpoints::split_list(&cfg.endpoint);
         if urls.is_empty() {
-            return Err(Error::Config(vec!["endpoint: no collector endpoint given".into()]));
+            return Err(Error::Config(vec![
+                "endpoint: no collector endpoint given".into()
+            ]));
         }
         let channels = urls
             .iter()
@@ -485,17 +487,15 @@ impl Exporter {
         let mut retries = 0u32;
         loop {
             let (endpoint, channel) = self.endpoints.pick(self.clock.now());
-            let result = S::call(
-                channel,
-                self.compression.encoding(),
-                self.request(request),
-            )
-            .await;
+            let result = S::call(channel, self.compression.encoding(), self.request(request)).await;
             let status = match result {
                 Ok(accepted) => {
                     if self.endpoints.selector_mut().succeeded(endpoint) {
                         self.telemetry.export_active_endpoint.set(endpoint as i64);
-                        tracing::info!(endpoint = self.endpoints.url(endpoint), "exporting to the primary collector endpoint again");
+                        tracing::info!(
+                            endpoint = self.endpoints.url(endpoint),
+                            "exporting to the primary collector endpoint again"
+                        );
                     }
                     if self.outage_logged {
                         self.outage_logged = false;

@@ -67,7 +67,10 @@ pub struct PatternsConfig {
 }
 
 /// Default on; problems are appended to `errors`.
-pub fn resolve(section: Option<&PatternsSection>, errors: &mut Vec<String>) -> Option<PatternsConfig> {
+pub fn resolve(
+    section: Option<&PatternsSection>,
+    errors: &mut Vec<String>,
+) -> Option<PatternsConfig> {
     let (enabled, max_clusters) = match section {
         None => (true, None),
         Some(PatternsSection::Switch(on)) => (*on, None),
@@ -194,11 +197,17 @@ mod tests {
     #[test]
     fn config_forms() {
         let mut errors = Vec::new();
-        assert_eq!(resolve(None, &mut errors), Some(PatternsConfig { max_clusters: 1000 }));
+        assert_eq!(
+            resolve(None, &mut errors),
+            Some(PatternsConfig { max_clusters: 1000 })
+        );
         let off: PatternsSection = serde_yaml::from_str("false").unwrap();
         assert_eq!(resolve(Some(&off), &mut errors), None);
         let d: PatternsSection = serde_yaml::from_str("{ max_clusters: 10 }").unwrap();
-        assert_eq!(resolve(Some(&d), &mut errors), Some(PatternsConfig { max_clusters: 10 }));
+        assert_eq!(
+            resolve(Some(&d), &mut errors),
+            Some(PatternsConfig { max_clusters: 10 })
+        );
         assert!(errors.is_empty());
         let bad: PatternsSection = serde_yaml::from_str("{ max_clusters: 0 }").unwrap();
         resolve(Some(&bad), &mut errors);

@@ -135,7 +135,11 @@ mod tests {
             &mut errors,
         );
         let all = errors.join("\n");
-        for needle in ["otlp_grpc_addr", "receiver.max_request_bytes", "receiver.queue_capacity"] {
+        for needle in [
+            "otlp_grpc_addr",
+            "receiver.max_request_bytes",
+            "receiver.queue_capacity",
+        ] {
             assert!(all.contains(needle), "{needle} in {all}");
         }
     }

@@ -79,10 +79,7 @@ pub struct QueueSink {
 
 impl QueueSink {
     /// A queue of `capacity` requests and its receiving end (for [`forward`]).
-    pub fn new(
-        capacity: usize,
-        telemetry: Arc<Telemetry>,
-    ) -> (Self, mpsc::Receiver<AppRequest>) {
+    pub fn new(capacity: usize, telemetry: Arc<Telemetry>) -> (Self, mpsc::Receiver<AppRequest>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (
             Self {

@@ -12,15 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sightline_proto::grpc_status::{Answer, StatusLayer};
-use sightline_proto::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use sightline_proto::otlp::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use sightline_proto::otlp::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use sightline_proto::otlp::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use sightline_proto::otlp::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use sightline_proto::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use sightline_proto::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use sightline_proto::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -40,7 +46,10 @@ pub struct GrpcHandler {
 }
 
 impl GrpcHandler {
-    async fn handle<R: AppSignal>(&self, request: Request<R>) -> Result<Response<R::Response>, Status> {
+    async fn handle<R: AppSignal>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<R::Response>, Status> {
         let peer = request.remote_addr();
         let ours = request.local_addr();
         let r = request.into_inner();
@@ -157,7 +166,12 @@ fn signal_of(path: &str) -> &'static str {
 fn observe(telemetry: &Telemetry, a: &Answer<'_>) {
     if let Some(reason) = a.reason {
         telemetry.receiver.rejected(signal_of(a.path), reason);
-        tracing::debug!(path = a.path, message = a.message, reason, "OTLP/gRPC request from an application rejected");
+        tracing::debug!(
+            path = a.path,
+            message = a.message,
+            reason,
+            "OTLP/gRPC request from an application rejected"
+        );
     }
 }
 
@@ -208,6 +222,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(signal_of("/opentelemetry.proto.collector.trace.v1.TraceService/Export"), "traces");
+        assert_eq!(
+            signal_of("/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+            "traces"
+        );
     }
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
 use sightline_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use sightline_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -54,13 +54,14 @@ async fn export<R: AppSignal>(
             return rejection(Format::Json, &e).into_response();
         }
     };
-    let request = match read_request::<R, _>(format, &headers, body, receiver.max_request_bytes).await {
-        Ok(r) => r,
-        Err(e) => {
-            receiver.reject(R::SIGNAL, &e);
-            return rejection(format, &e).into_response();
-        }
-    };
+    let request =
+        match read_request::<R, _>(format, &headers, body, receiver.max_request_bytes).await {
+            Ok(r) => r,
+            Err(e) => {
+                receiver.reject(R::SIGNAL, &e);
+                return rejection(format, &e).into_response();
+            }
+        };
     match receiver
         .accept(request, Some(peer), Some(state.local), PROTOCOL_HTTP)
         .await

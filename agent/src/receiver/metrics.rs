@@ -98,7 +98,9 @@ impl ReceiverMetrics {
     }
 
     pub fn forwarded(&self, signal: &'static str, n: u64) {
-        self.forwarded.get_or_create(&SignalLabel { signal }).inc_by(n);
+        self.forwarded
+            .get_or_create(&SignalLabel { signal })
+            .inc_by(n);
     }
 
     pub fn dropped(&self, signal: &'static str, reason: &'static str, n: u64) {

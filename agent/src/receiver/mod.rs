@@ -187,9 +187,12 @@ pub async fn start(cfg: &ReceiverConfig, receiver: Arc<Receiver>) -> Result<List
     if let Some(addr) = &cfg.http_addr {
         if let Some((l, local)) = bind(addr, cfg.http_explicit).await? {
             listeners.http = Some(local);
-            listeners
-                .tasks
-                .push(http::serve(receiver.clone(), l, local, until(stopped.clone())));
+            listeners.tasks.push(http::serve(
+                receiver.clone(),
+                l,
+                local,
+                until(stopped.clone()),
+            ));
         }
     }
     if listeners.grpc.is_some() || listeners.http.is_some() {

@@ -152,7 +152,11 @@ impl<S> tower::Layer<S> for GrpcStatusLayer {
 fn observe(metrics: &SelfMetrics, a: &Answer<'_>) {
     if let Some(reason) = a.reason {
         metrics.rejected(reason, 1);
-        tracing::debug!(message = a.message, reason, "gRPC request rejected before decoding finished");
+        tracing::debug!(
+            message = a.message,
+            reason,
+            "gRPC request rejected before decoding finished"
+        );
     }
     metrics.request("grpc", &format!("{:?}", a.code), a.seconds);
 }

@@ -63,15 +63,16 @@ async fn export<R: OtlpRequest>(
             return error(format, status, code, e.to_string());
         }
     };
-    let request =
-        match read_request::<R, _>(format, &headers, body, state.limits.max_request_bytes).await {
-            Ok(r) => r,
-            Err(e) => {
-                metrics.rejected(e.reason(), 1);
-                tracing::debug!(%tenant, signal = R::SIGNAL.as_str(), error = %e, "OTLP/HTTP request rejected");
-                return rejection(format, &e).into_response();
-            }
-        };
+    let request = match read_request::<R, _>(format, &headers, body, state.limits.max_request_bytes)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            metrics.rejected(e.reason(), 1);
+            tracing::debug!(%tenant, signal = R::SIGNAL.as_str(), error = %e, "OTLP/HTTP request rejected");
+            return rejection(format, &e).into_response();
+        }
+    };
     let translated = request.translate(&state.translate);
     match ingest(&state, &tenant, R::SIGNAL, "otlp_http", translated).await {
         Ok(outcome) => ok_response(format, &R::response(&outcome)).into_response(),

@@ -17,12 +17,12 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use sightline_proto::prometheus::WriteRequest;
 
-use sightline_proto::http_body::{read_body, Encoding};
-use sightline_proto::Error as BodyError;
 use super::tenant_from_headers;
 use crate::ingest::{ingest, IngestError, Signal};
 use crate::state::AppState;
 use crate::translate;
+use sightline_proto::http_body::{read_body, Encoding};
+use sightline_proto::Error as BodyError;
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut msg = msg.into();
