@@ -437,7 +437,7 @@ fn stored_seqs(c: &Collector, from_ns: i64) -> BTreeSet<u64> {
             "{service_name=\"failover-app\"}",
             from_ns,
             now_ns() + 1_000_000_000,
-            100_000,
+            50_000,
         )
         .iter()
         .flat_map(|s| s.values.iter())

@@ -34,7 +34,6 @@ use sightline_proto::otlp::collector::trace::v1::{
 };
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
-use tower::Layer;
 
 use super::otlp_signal::OtlpRequest;
 use super::ORG_ID_HEADER;
