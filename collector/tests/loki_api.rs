@@ -43,13 +43,38 @@ fn resource_logs(service: &str, namespace: &str, t0: i64, recs: &[Rec]) -> Value
 async fn push(c: &TestCollector, t0: i64) {
     let api: &[Rec] = &[
         (1, "level=info msg=ok status=200 took=10ms", Some("p-ok"), 9),
-        (2, "level=error msg=\"db down\" status=503 took=1.5s", Some("p-err"), 17),
-        (61, "level=info msg=ok status=200 took=20ms", Some("p-ok"), 9),
-        (120, "level=warn msg=slow status=200 took=900ms", Some("p-slow"), 13),
+        (
+            2,
+            "level=error msg=\"db down\" status=503 took=1.5s",
+            Some("p-err"),
+            17,
+        ),
+        (
+            61,
+            "level=info msg=ok status=200 took=20ms",
+            Some("p-ok"),
+            9,
+        ),
+        (
+            120,
+            "level=warn msg=slow status=200 took=900ms",
+            Some("p-slow"),
+            13,
+        ),
     ];
     let web: &[Rec] = &[
-        (3, r#"{"level":"info","req":{"method":"GET","status":200},"bytes":512}"#, None, 0),
-        (61, r#"{"level":"error","req":{"method":"POST","status":500},"bytes":64}"#, None, 0),
+        (
+            3,
+            r#"{"level":"info","req":{"method":"GET","status":200},"bytes":512}"#,
+            None,
+            0,
+        ),
+        (
+            61,
+            r#"{"level":"error","req":{"method":"POST","status":500},"bytes":64}"#,
+            None,
+            0,
+        ),
         (62, "not json at all", None, 0),
     ];
     let worker: &[Rec] = &[(90, "job 42 finished", None, 9)];
@@ -82,7 +107,11 @@ async fn loki_h(
         .iter()
         .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
         .collect();
-    get_json(&format!("{}/loki/api/v1/{path}?{}", c.http, qs.join("&")), headers).await
+    get_json(
+        &format!("{}/loki/api/v1/{path}?{}", c.http, qs.join("&")),
+        headers,
+    )
+    .await
 }
 
 fn range(t0: i64, from_s: i64, to_s: i64) -> Vec<(&'static str, String)> {
@@ -92,7 +121,10 @@ fn range(t0: i64, from_s: i64, to_s: i64) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn with(mut p: Vec<(&'static str, String)>, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+fn with(
+    mut p: Vec<(&'static str, String)>,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
     p.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     p
 }
@@ -154,7 +186,10 @@ async fn loki_api_serves_log_and_metric_queries() {
     // --- labels, label values, series, index stats
     let (s, v) = loki(&c, "labels", &all).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v, json!({"status": "success", "data": ["k8s_namespace_name", "service_name"]}));
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": ["k8s_namespace_name", "service_name"]})
+    );
     let (_, v) = loki(&c, "label/service_name/values", &all).await;
     assert_eq!(v["data"], json!(["api", "web", "worker"]));
     let (_, v) = loki(
@@ -164,7 +199,15 @@ async fn loki_api_serves_log_and_metric_queries() {
     )
     .await;
     assert_eq!(v["data"], json!(["api", "web"]));
-    let (_, v) = loki(&c, "series", &with(all.clone(), &[("match[]", r#"{service_name=~"api|worker"}"#)])).await;
+    let (_, v) = loki(
+        &c,
+        "series",
+        &with(
+            all.clone(),
+            &[("match[]", r#"{service_name=~"api|worker"}"#)],
+        ),
+    )
+    .await;
     assert_eq!(
         v,
         json!({"status": "success", "data": [
@@ -189,7 +232,12 @@ async fn loki_api_serves_log_and_metric_queries() {
     assert_eq!(s, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
-    let (_, v) = loki(&c, "index/stats", &with(all.clone(), &[("query", r#"{k8s_namespace_name="shop"}"#)])).await;
+    let (_, v) = loki(
+        &c,
+        "index/stats",
+        &with(all.clone(), &[("query", r#"{k8s_namespace_name="shop"}"#)]),
+    )
+    .await;
     let shop_lines = [
         "level=info msg=ok status=200 took=10ms",
         "level=error msg=\"db down\" status=503 took=1.5s",
@@ -201,7 +249,10 @@ async fn loki_api_serves_log_and_metric_queries() {
     ];
     let shop_bytes: usize = shop_lines.iter().map(|l| l.len()).sum();
     let api_bytes: usize = shop_lines[..4].iter().map(|l| l.len()).sum();
-    assert_eq!(v, json!({"streams": 2, "chunks": 2, "entries": 7, "bytes": shop_bytes}));
+    assert_eq!(
+        v,
+        json!({"streams": 2, "chunks": 2, "entries": 7, "bytes": shop_bytes})
+    );
 
     // --- log queries
     let q = |query: &str| with(all.clone(), &[("query", query)]);
@@ -210,7 +261,9 @@ async fn loki_api_serves_log_and_metric_queries() {
     // without categorize-labels, metadata (pattern, detected_level) splits streams
     assert_eq!(st.len(), 3, "{v}");
     assert_eq!(
-        st.iter().map(|(l, _)| l["pattern"].as_str().unwrap()).collect::<Vec<_>>(),
+        st.iter()
+            .map(|(l, _)| l["pattern"].as_str().unwrap())
+            .collect::<Vec<_>>(),
         vec!["p-err", "p-ok", "p-slow"]
     );
     assert_eq!(st[1].0["detected_level"], "info");
@@ -218,17 +271,34 @@ async fn loki_api_serves_log_and_metric_queries() {
     // backward: newest first within the stream
     assert_eq!(
         st[1].1,
-        vec!["level=info msg=ok status=200 took=20ms", "level=info msg=ok status=200 took=10ms"]
+        vec![
+            "level=info msg=ok status=200 took=20ms",
+            "level=info msg=ok status=200 took=10ms"
+        ]
     );
-    let (_, v) = loki(&c, "query_range", &with(q(r#"{service_name="api"}"#), &[("limit", "1")])).await;
-    assert_eq!(streams(&v)[0].1, vec!["level=warn msg=slow status=200 took=900ms"]);
     let (_, v) = loki(
         &c,
         "query_range",
-        &with(q(r#"{service_name="api"}"#), &[("limit", "1"), ("direction", "forward")]),
+        &with(q(r#"{service_name="api"}"#), &[("limit", "1")]),
     )
     .await;
-    assert_eq!(streams(&v)[0].1, vec!["level=info msg=ok status=200 took=10ms"]);
+    assert_eq!(
+        streams(&v)[0].1,
+        vec!["level=warn msg=slow status=200 took=900ms"]
+    );
+    let (_, v) = loki(
+        &c,
+        "query_range",
+        &with(
+            q(r#"{service_name="api"}"#),
+            &[("limit", "1"), ("direction", "forward")],
+        ),
+    )
+    .await;
+    assert_eq!(
+        streams(&v)[0].1,
+        vec!["level=info msg=ok status=200 took=10ms"]
+    );
 
     // categorize-labels (what Grafana asks for): stream labels stay the index labels
     let (_, v) = loki_h(
@@ -241,10 +311,16 @@ async fn loki_api_serves_log_and_metric_queries() {
     assert_eq!(v["data"]["encodingFlags"], json!(["categorize-labels"]));
     let r = &v["data"]["result"];
     assert_eq!(r.as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(r[0]["stream"], json!({"k8s_namespace_name": "shop", "service_name": "api"}));
+    assert_eq!(
+        r[0]["stream"],
+        json!({"k8s_namespace_name": "shop", "service_name": "api"})
+    );
     let entry = &r[0]["values"][0];
     assert_eq!(entry[0], (t0 + 2 * S).to_string());
-    assert_eq!(entry[2]["structuredMetadata"], json!({"detected_level": "error", "pattern": "p-err"}));
+    assert_eq!(
+        entry[2]["structuredMetadata"],
+        json!({"detected_level": "error", "pattern": "p-err"})
+    );
     assert_eq!(
         entry[2]["parsed"],
         json!({"level": "error", "msg": "db down", "status": "503", "took": "1.5s"})
@@ -260,7 +336,12 @@ async fn loki_api_serves_log_and_metric_queries() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string()))
+                    .map(|e| {
+                        (
+                            e[0].as_str().unwrap().to_string(),
+                            e[1].as_str().unwrap().to_string(),
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -268,41 +349,58 @@ async fn loki_api_serves_log_and_metric_queries() {
         out.into_iter().map(|(_, l)| l).collect()
     };
     let cases: &[(&str, &[&str])] = &[
-        (r#"{service_name="api"} |= "status=200" != "warn""#, &[
-            "level=info msg=ok status=200 took=10ms",
-            "level=info msg=ok status=200 took=20ms",
-        ]),
-        (r#"{service_name="api"} |~ "took=[0-9]+ms" !~ "900""#, &[
-            "level=info msg=ok status=200 took=10ms",
-            "level=info msg=ok status=200 took=20ms",
-        ]),
-        (r#"{service_name=~".+"} |= "slow" or "job""#, &[
-            "job 42 finished",
-            "level=warn msg=slow status=200 took=900ms",
-        ]),
-        (r#"{service_name="api"} | logfmt | took > 500ms and level!="error""#, &[
-            "level=warn msg=slow status=200 took=900ms",
-        ]),
-        (r#"{service_name="api"} | logfmt | level="error" or msg="slow""#, &[
-            "level=error msg=\"db down\" status=503 took=1.5s",
-            "level=warn msg=slow status=200 took=900ms",
-        ]),
-        (r#"{service_name="api"} | pattern="p-ok" | logfmt | line_format "{{.level | upper}} {{.took}}""#, &[
-            "INFO 10ms",
-            "INFO 20ms",
-        ]),
-        (r#"{service_name="web"} | json | __error__="" | req_status >= 500 | line_format "{{.req_method}} {{.bytes}}""#, &[
-            "POST 64",
-        ]),
-        (r#"{service_name="web"} | json | __error__!="" | line_format "{{.__error__}}""#, &[
-            "JSONParserErr",
-        ]),
-        (r#"{k8s_namespace_name="shop"} | detected_level="error""#, &[
-            "level=error msg=\"db down\" status=503 took=1.5s",
-        ]),
-        (r#"{service_name="api"} | logfmt | label_format lvl=level | lvl="warn""#, &[
-            "level=warn msg=slow status=200 took=900ms",
-        ]),
+        (
+            r#"{service_name="api"} |= "status=200" != "warn""#,
+            &[
+                "level=info msg=ok status=200 took=10ms",
+                "level=info msg=ok status=200 took=20ms",
+            ],
+        ),
+        (
+            r#"{service_name="api"} |~ "took=[0-9]+ms" !~ "900""#,
+            &[
+                "level=info msg=ok status=200 took=10ms",
+                "level=info msg=ok status=200 took=20ms",
+            ],
+        ),
+        (
+            r#"{service_name=~".+"} |= "slow" or "job""#,
+            &[
+                "job 42 finished",
+                "level=warn msg=slow status=200 took=900ms",
+            ],
+        ),
+        (
+            r#"{service_name="api"} | logfmt | took > 500ms and level!="error""#,
+            &["level=warn msg=slow status=200 took=900ms"],
+        ),
+        (
+            r#"{service_name="api"} | logfmt | level="error" or msg="slow""#,
+            &[
+                "level=error msg=\"db down\" status=503 took=1.5s",
+                "level=warn msg=slow status=200 took=900ms",
+            ],
+        ),
+        (
+            r#"{service_name="api"} | pattern="p-ok" | logfmt | line_format "{{.level | upper}} {{.took}}""#,
+            &["INFO 10ms", "INFO 20ms"],
+        ),
+        (
+            r#"{service_name="web"} | json | __error__="" | req_status >= 500 | line_format "{{.req_method}} {{.bytes}}""#,
+            &["POST 64"],
+        ),
+        (
+            r#"{service_name="web"} | json | __error__!="" | line_format "{{.__error__}}""#,
+            &["JSONParserErr"],
+        ),
+        (
+            r#"{k8s_namespace_name="shop"} | detected_level="error""#,
+            &["level=error msg=\"db down\" status=503 took=1.5s"],
+        ),
+        (
+            r#"{service_name="api"} | logfmt | label_format lvl=level | lvl="warn""#,
+            &["level=warn msg=slow status=200 took=900ms"],
+        ),
     ];
     for (query, want) in cases {
         let (s, v) = loki(&c, "query_range", &q(query)).await;
@@ -314,7 +412,11 @@ async fn loki_api_serves_log_and_metric_queries() {
     let (_, v) = loki(
         &c,
         "query_range",
-        &[("query", r#"{service_name="api"}"#.to_string()), ("start", secs(1)), ("end", secs(61))],
+        &[
+            ("query", r#"{service_name="api"}"#.to_string()),
+            ("start", secs(1)),
+            ("end", secs(61)),
+        ],
     )
     .await;
     assert_eq!(lines(&v).len(), 2, "{v}");
@@ -322,7 +424,11 @@ async fn loki_api_serves_log_and_metric_queries() {
     let (_, v) = loki(
         &c,
         "query_range",
-        &[("query", r#"{service_name="api"}"#.to_string()), ("start", rfc(1)), ("end", rfc(62))],
+        &[
+            ("query", r#"{service_name="api"}"#.to_string()),
+            ("start", rfc(1)),
+            ("end", rfc(62)),
+        ],
     )
     .await;
     assert_eq!(lines(&v).len(), 3, "{v}");
@@ -334,7 +440,12 @@ async fn loki_api_serves_log_and_metric_queries() {
     let (s, v) = loki(
         &c,
         "query_range",
-        &mq(r#"sum by (level) (count_over_time({service_name="api"} | logfmt [1m]))"#, 60, 180, "60s"),
+        &mq(
+            r#"sum by (level) (count_over_time({service_name="api"} | logfmt [1m]))"#,
+            60,
+            180,
+            "60s",
+        ),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -351,12 +462,25 @@ async fn loki_api_serves_log_and_metric_queries() {
     let (_, v) = loki(
         &c,
         "query_range",
-        &mq(r#"sum(count_over_time({k8s_namespace_name="shop"}[1m]))"#, 30, 120, "45"),
+        &mq(
+            r#"sum(count_over_time({k8s_namespace_name="shop"}[1m]))"#,
+            30,
+            120,
+            "45",
+        ),
     )
     .await;
     // (-30,30]: 1,2,3 -> 3; (15,75]: 61,61,62 -> 3; (60,120]: 61,61,62,120 -> 4
-    assert_eq!(matrix(&v, t0), vec![(json!({}), pts(&[(30, "3"), (75, "3"), (120, "4")]))]);
-    let (_, v) = loki(&c, "query_range", &mq(r#"rate({service_name="worker"}[2m])"#, 60, 120, "1m")).await;
+    assert_eq!(
+        matrix(&v, t0),
+        vec![(json!({}), pts(&[(30, "3"), (75, "3"), (120, "4")]))]
+    );
+    let (_, v) = loki(
+        &c,
+        "query_range",
+        &mq(r#"rate({service_name="worker"}[2m])"#, 60, 120, "1m"),
+    )
+    .await;
     assert_eq!(
         matrix(&v, t0),
         vec![(
@@ -367,20 +491,36 @@ async fn loki_api_serves_log_and_metric_queries() {
     let (_, v) = loki(
         &c,
         "query_range",
-        &mq(r#"sum by (service_name) (bytes_over_time({k8s_namespace_name="shop"}[5m]))"#, 300, 300, "60s"),
+        &mq(
+            r#"sum by (service_name) (bytes_over_time({k8s_namespace_name="shop"}[5m]))"#,
+            300,
+            300,
+            "60s",
+        ),
     )
     .await;
     assert_eq!(
         matrix(&v, t0),
         vec![
-            (json!({"service_name": "api"}), pts(&[(300, &api_bytes.to_string())])),
-            (json!({"service_name": "web"}), pts(&[(300, &(shop_bytes - api_bytes).to_string())])),
+            (
+                json!({"service_name": "api"}),
+                pts(&[(300, &api_bytes.to_string())])
+            ),
+            (
+                json!({"service_name": "web"}),
+                pts(&[(300, &(shop_bytes - api_bytes).to_string())])
+            ),
         ]
     );
     let (_, v) = loki(
         &c,
         "query_range",
-        &mq(r#"sum by (pattern) (count_over_time({service_name="api"}[5m]))"#, 300, 300, "60s"),
+        &mq(
+            r#"sum by (pattern) (count_over_time({service_name="api"}[5m]))"#,
+            300,
+            300,
+            "60s",
+        ),
     )
     .await;
     assert_eq!(
@@ -394,10 +534,18 @@ async fn loki_api_serves_log_and_metric_queries() {
     let (_, v) = loki(
         &c,
         "query_range",
-        &mq(r#"topk(1, sum by (service_name) (count_over_time({service_name=~".+"}[5m])))"#, 300, 300, "60s"),
+        &mq(
+            r#"topk(1, sum by (service_name) (count_over_time({service_name=~".+"}[5m])))"#,
+            300,
+            300,
+            "60s",
+        ),
     )
     .await;
-    assert_eq!(matrix(&v, t0), vec![(json!({"service_name": "api"}), pts(&[(300, "4")]))]);
+    assert_eq!(
+        matrix(&v, t0),
+        vec![(json!({"service_name": "api"}), pts(&[(300, "4")]))]
+    );
     let (_, v) = loki(
         &c,
         "query_range",
@@ -441,27 +589,57 @@ async fn loki_api_serves_log_and_metric_queries() {
     // --- errors: Loki's status and plain-text body
     let (s, v) = loki(&c, "query_range", &q(r#"{service_name="api"} | logfmt | "#)).await;
     assert_eq!(s, 400);
-    assert!(v.as_str().unwrap().starts_with("parse error at line 1, col"), "{v}");
+    assert!(
+        v.as_str()
+            .unwrap()
+            .starts_with("parse error at line 1, col"),
+        "{v}"
+    );
     let (s, v) = loki(&c, "query", &[("query", r#"{service_name="api"}"#.into())]).await;
     assert_eq!(s, 400);
     assert!(v.as_str().unwrap().contains("instant query"), "{v}");
     let (s, v) = loki(
         &c,
         "query_range",
-        &mq(r#"count_over_time({service_name="web"} | json [5m])"#, 300, 300, "60s"),
+        &mq(
+            r#"count_over_time({service_name="web"} | json [5m])"#,
+            300,
+            300,
+            "60s",
+        ),
     )
     .await;
     assert_eq!(s, 400);
     assert!(v.as_str().unwrap().contains("JSONParserErr"), "{v}");
-    let (s, v) = loki(&c, "query_range", &with(q(r#"{service_name="api"}"#), &[("limit", "50001")])).await;
+    let (s, v) = loki(
+        &c,
+        "query_range",
+        &with(q(r#"{service_name="api"}"#), &[("limit", "50001")]),
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(v.as_str().unwrap().contains("max entries limit"), "{v}");
-    let (s, _) = loki(&c, "query_range", &with(q(r#"{service_name="api"}"#), &[("start", "yesterday")])).await;
+    let (s, _) = loki(
+        &c,
+        "query_range",
+        &with(q(r#"{service_name="api"}"#), &[("start", "yesterday")]),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, v) = loki(&c, "query_range", &mq(r#"rate({service_name="api"}[1m])"#, 0, 300, "0.001")).await;
+    let (s, v) = loki(
+        &c,
+        "query_range",
+        &mq(r#"rate({service_name="api"}[1m])"#, 0, 300, "0.001"),
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(v.as_str().unwrap().contains("maximum resolution"), "{v}");
-    let (s, v) = loki(&c, "series", &with(all.clone(), &[("match[]", r#"{a=~".*"}"#)])).await;
+    let (s, v) = loki(
+        &c,
+        "series",
+        &with(all.clone(), &[("match[]", r#"{a=~".*"}"#)]),
+    )
+    .await;
     assert_eq!(s, 400, "{v}");
 
     // --- counters
@@ -473,13 +651,40 @@ async fn loki_api_serves_log_and_metric_queries() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    assert!(count(r#"endpoint="query_range",outcome="success""#) >= 20.0, "{text}");
-    assert_eq!(count(r#"endpoint="query_range",outcome="bad_request""#), 4.0, "{text}");
-    assert_eq!(count(r#"endpoint="query_range",outcome="limit""#), 1.0, "{text}");
-    assert_eq!(count(r#"endpoint="query",outcome="bad_request""#), 1.0, "{text}");
-    assert_eq!(count(r#"endpoint="labels",outcome="success""#), 1.0, "{text}");
-    assert_eq!(count(r#"endpoint="series",outcome="bad_request""#), 1.0, "{text}");
-    assert_eq!(count(r#"endpoint="index_stats",outcome="success""#), 1.0, "{text}");
+    assert!(
+        count(r#"endpoint="query_range",outcome="success""#) >= 20.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"endpoint="query_range",outcome="bad_request""#),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"endpoint="query_range",outcome="limit""#),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"endpoint="query",outcome="bad_request""#),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"endpoint="labels",outcome="success""#),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"endpoint="series",outcome="bad_request""#),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"endpoint="index_stats",outcome="success""#),
+        1.0,
+        "{text}"
+    );
     c.stop().await;
 }
 

@@ -210,7 +210,9 @@ impl Request {
         match self.params.get(name) {
             None => Ok(default),
             Some(v) => parse_loki_time_ns(v).ok_or_else(|| {
-                bad(format!("invalid parameter \"{name}\": cannot parse {v:?} as a timestamp"))
+                bad(format!(
+                    "invalid parameter \"{name}\": cannot parse {v:?} as a timestamp"
+                ))
             }),
         }
     }
@@ -220,7 +222,9 @@ impl Request {
         let end = self.time("end", self.now_ns())?;
         let start = self.time("start", end.saturating_sub(default_range))?;
         if end < start {
-            return Err(bad("end timestamp must not be before or equal to start time"));
+            return Err(bad(
+                "end timestamp must not be before or equal to start time",
+            ));
         }
         Ok((start, end))
     }
@@ -470,7 +474,7 @@ fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+        (if v > 0.0 { "+Inf" } else { "-Inf" }).into()
     } else {
         format!("{v}")
     }

@@ -200,7 +200,10 @@ fn lex_number(input: &str, start: usize) -> Result<(Tok, usize), Error> {
     if let Some(bytes) = parse_bytes(text) {
         return Ok((Tok::Bytes(bytes), j - start));
     }
-    Err(Error::parse(start, format!("invalid number, duration or size {text:?}")))
+    Err(Error::parse(
+        start,
+        format!("invalid number, duration or size {text:?}"),
+    ))
 }
 
 /// Go/Prometheus durations: `1h30m`, `250ms`, `1.5s`, `2d`, to nanoseconds.

@@ -70,7 +70,12 @@ struct Ctx<'a, 'b> {
 }
 
 /// Evaluates `expr` at every step.
-pub fn eval(expr: &MetricExpr, steps: Steps, limits: EvalLimits, fetch: &mut Fetch<'_>) -> Result<Value> {
+pub fn eval(
+    expr: &MetricExpr,
+    steps: Steps,
+    limits: EvalLimits,
+    fetch: &mut Fetch<'_>,
+) -> Result<Value> {
     let mut ctx = Ctx {
         steps,
         fetch,
@@ -130,9 +135,12 @@ impl Ctx<'_, '_> {
                     }
                 };
                 Ok(Value::Vector(match op {
-                    VecOp::Topk | VecOp::Bottomk => {
-                        top_k(series, grouping.as_ref(), param.unwrap_or(1.0) as usize, *op == VecOp::Topk)
-                    }
+                    VecOp::Topk | VecOp::Bottomk => top_k(
+                        series,
+                        grouping.as_ref(),
+                        param.unwrap_or(1.0) as usize,
+                        *op == VecOp::Topk,
+                    ),
                     _ => aggregate(series, *op, grouping.as_ref()),
                 }))
             }
@@ -395,7 +403,10 @@ fn arith(op: BinOp, a: f64, b: f64) -> Option<f64> {
 }
 
 fn is_comparison(op: BinOp) -> bool {
-    matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Ge | BinOp::Lt | BinOp::Le)
+    matches!(
+        op,
+        BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Ge | BinOp::Lt | BinOp::Le
+    )
 }
 
 /// Applies `op` to one pair of values; `None` drops the point (a false comparison
@@ -413,16 +424,24 @@ fn binary(op: BinOp, bool_mod: bool, l: Value, r: Value) -> Result<Value> {
     match (l, r) {
         (Value::Scalar(a), Value::Scalar(b)) => {
             if set_op {
-                return Err(Error::Invalid(format!("{op:?} is not defined between scalars")));
+                return Err(Error::Invalid(format!(
+                    "{op:?} is not defined between scalars"
+                )));
             }
             Ok(Value::Scalar(arith(op, a, b).unwrap_or(f64::NAN)))
         }
         (Value::Vector(v), Value::Scalar(b)) | (Value::Scalar(b), Value::Vector(v)) if set_op => {
             let _ = (v, b);
-            Err(Error::Invalid(format!("{op:?} is not defined between a vector and a scalar")))
+            Err(Error::Invalid(format!(
+                "{op:?} is not defined between a vector and a scalar"
+            )))
         }
-        (Value::Vector(v), Value::Scalar(b)) => Ok(Value::Vector(map_points(v, |a| combine(op, bool_mod, a, b, a)))),
-        (Value::Scalar(a), Value::Vector(v)) => Ok(Value::Vector(map_points(v, |b| combine(op, bool_mod, a, b, b)))),
+        (Value::Vector(v), Value::Scalar(b)) => Ok(Value::Vector(map_points(v, |a| {
+            combine(op, bool_mod, a, b, a)
+        }))),
+        (Value::Scalar(a), Value::Vector(v)) => Ok(Value::Vector(map_points(v, |b| {
+            combine(op, bool_mod, a, b, b)
+        }))),
         (Value::Vector(lv), Value::Vector(rv)) => {
             let rmap: HashMap<LabelPairs, BTreeMap<i64, f64>> = rv
                 .into_iter()

@@ -5,7 +5,9 @@ use crate::logql::parser::parse;
 const S: i64 = 1_000_000_000;
 
 fn lp(p: &[(&str, &str)]) -> LabelPairs {
-    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Evaluates `q` with every range aggregation reading `data` (filtered to the
@@ -25,7 +27,10 @@ fn eval_q(q: &str, data: &SampleSets, steps: Steps) -> Result<Value> {
             .map(|(k, v)| {
                 (
                     k.clone(),
-                    v.iter().filter(|(t, _)| *t >= from && *t <= to).copied().collect(),
+                    v.iter()
+                        .filter(|(t, _)| *t >= from && *t <= to)
+                        .copied()
+                        .collect(),
                 )
             })
             .filter(|(_, v): &(LabelPairs, Vec<(i64, f64)>)| !v.is_empty())
@@ -48,10 +53,22 @@ fn data() -> SampleSets {
     // a: samples at 0, 1, 2, 61, 120 s (value = bytes)
     d.insert(
         lp(&[("app", "a"), ("level", "info")]),
-        vec![(0, 10.0), (S, 20.0), (2 * S, 30.0), (61 * S, 40.0), (120 * S, 50.0)],
+        vec![
+            (0, 10.0),
+            (S, 20.0),
+            (2 * S, 30.0),
+            (61 * S, 40.0),
+            (120 * S, 50.0),
+        ],
     );
-    d.insert(lp(&[("app", "b"), ("level", "info")]), vec![(30 * S, 5.0), (90 * S, 7.0)]);
-    d.insert(lp(&[("app", "b"), ("level", "error")]), vec![(100 * S, 1.0)]);
+    d.insert(
+        lp(&[("app", "b"), ("level", "info")]),
+        vec![(30 * S, 5.0), (90 * S, 7.0)],
+    );
+    d.insert(
+        lp(&[("app", "b"), ("level", "error")]),
+        vec![(100 * S, 1.0)],
+    );
     d
 }
 
@@ -79,7 +96,10 @@ fn windows_are_left_open_and_aligned_to_start() {
     assert_eq!(points(&r[0]), vec![(60, 50.0), (120, 90.0)]);
     let r = vector(eval_q(r#"bytes_rate({app=~".+"}[2m])"#, &data(), STEPS).unwrap());
     // (-60, 60]: 10+20+30; (0, 120]: 20+30+40+50; (60, 180]: 40+50
-    assert_eq!(points(&r[0]), vec![(60, 0.5), (120, 140.0 / 120.0), (180, 0.75)]);
+    assert_eq!(
+        points(&r[0]),
+        vec![(60, 0.5), (120, 140.0 / 120.0), (180, 0.75)]
+    );
     // steps start at `start`, not at a multiple of the step
     let odd = Steps {
         start: 61 * S,
@@ -92,7 +112,14 @@ fn windows_are_left_open_and_aligned_to_start() {
 
 #[test]
 fn offset_shifts_the_window() {
-    let r = vector(eval_q(r#"count_over_time({app=~".+"}[1m] offset 1m)"#, &data(), STEPS).unwrap());
+    let r = vector(
+        eval_q(
+            r#"count_over_time({app=~".+"}[1m] offset 1m)"#,
+            &data(),
+            STEPS,
+        )
+        .unwrap(),
+    );
     // t=60 reads (-60, 0]; t=120 reads (0, 60]; t=180 reads (60, 120]
     assert_eq!(points(&r[0]), vec![(60, 1.0), (120, 2.0), (180, 2.0)]);
 }
@@ -105,7 +132,14 @@ fn unwrapped_functions() {
         step: S,
     };
     let q = |f: &str| {
-        let r = vector(eval_q(&format!(r#"{f}({{app="a"}} | unwrap x [3m])"#), &data(), one).unwrap());
+        let r = vector(
+            eval_q(
+                &format!(r#"{f}({{app="a"}} | unwrap x [3m])"#),
+                &data(),
+                one,
+            )
+            .unwrap(),
+        );
         r[0].points[0].1
     };
     // window (-60, 120]: 10, 20, 30, 40, 50
@@ -118,9 +152,23 @@ fn unwrapped_functions() {
     assert_eq!(q("rate"), 150.0 / 180.0);
     assert_eq!(q("stdvar_over_time"), 200.0);
     assert!((q("stddev_over_time") - 200f64.sqrt()).abs() < 1e-12);
-    let r = vector(eval_q(r#"quantile_over_time(0.5, {app="a"} | unwrap x [3m])"#, &data(), one).unwrap());
+    let r = vector(
+        eval_q(
+            r#"quantile_over_time(0.5, {app="a"} | unwrap x [3m])"#,
+            &data(),
+            one,
+        )
+        .unwrap(),
+    );
     assert_eq!(r[0].points[0].1, 30.0);
-    let r = vector(eval_q(r#"quantile_over_time(0.9, {app="a"} | unwrap x [3m])"#, &data(), one).unwrap());
+    let r = vector(
+        eval_q(
+            r#"quantile_over_time(0.9, {app="a"} | unwrap x [3m])"#,
+            &data(),
+            one,
+        )
+        .unwrap(),
+    );
     assert!((r[0].points[0].1 - 46.0).abs() < 1e-9);
 }
 
@@ -131,7 +179,16 @@ fn vector_aggregations() {
         end: 120 * S,
         step: S,
     };
-    let q = |agg: &str| vector(eval_q(&format!(r#"{agg} (count_over_time({{app=~".+"}}[2m]))"#), &data(), one).unwrap());
+    let q = |agg: &str| {
+        vector(
+            eval_q(
+                &format!(r#"{agg} (count_over_time({{app=~".+"}}[2m]))"#),
+                &data(),
+                one,
+            )
+            .unwrap(),
+        )
+    };
     // window (0, 120]: a/info 4, b/info 2, b/error 1
     let r = q("sum by (app)");
     assert_eq!(r[0].labels, lp(&[("app", "a")]));
@@ -152,7 +209,14 @@ fn vector_aggregations() {
     assert_eq!(top.len(), 2);
     assert_eq!(top[0].labels, lp(&[("app", "a"), ("level", "info")]));
     assert_eq!(top[1].labels, lp(&[("app", "b"), ("level", "info")]));
-    let bottom = vector(eval_q(r#"bottomk(1, count_over_time({app=~".+"}[2m])) by (app)"#, &data(), one).unwrap());
+    let bottom = vector(
+        eval_q(
+            r#"bottomk(1, count_over_time({app=~".+"}[2m])) by (app)"#,
+            &data(),
+            one,
+        )
+        .unwrap(),
+    );
     assert_eq!(bottom.len(), 2);
     assert_eq!(bottom[1].labels, lp(&[("app", "b"), ("level", "error")]));
 }
@@ -164,14 +228,41 @@ fn binary_operators() {
         end: 120 * S,
         step: S,
     };
-    assert_eq!(eval_q("1 + 2 * 3", &data(), one).unwrap(), Value::Scalar(7.0));
-    assert_eq!(eval_q("2 ^ 3 ^ 2", &data(), one).unwrap(), Value::Scalar(512.0));
-    let r = vector(eval_q(r#"sum by (app) (count_over_time({app=~".+"}[2m])) * 10"#, &data(), one).unwrap());
+    assert_eq!(
+        eval_q("1 + 2 * 3", &data(), one).unwrap(),
+        Value::Scalar(7.0)
+    );
+    assert_eq!(
+        eval_q("2 ^ 3 ^ 2", &data(), one).unwrap(),
+        Value::Scalar(512.0)
+    );
+    let r = vector(
+        eval_q(
+            r#"sum by (app) (count_over_time({app=~".+"}[2m])) * 10"#,
+            &data(),
+            one,
+        )
+        .unwrap(),
+    );
     assert_eq!(points(&r[0]), vec![(120, 40.0)]);
-    let r = vector(eval_q(r#"sum by (app) (count_over_time({app=~".+"}[2m])) > 3"#, &data(), one).unwrap());
+    let r = vector(
+        eval_q(
+            r#"sum by (app) (count_over_time({app=~".+"}[2m])) > 3"#,
+            &data(),
+            one,
+        )
+        .unwrap(),
+    );
     assert_eq!(r.len(), 1);
     assert_eq!(points(&r[0]), vec![(120, 4.0)]);
-    let r = vector(eval_q(r#"sum by (app) (count_over_time({app=~".+"}[2m])) > bool 3"#, &data(), one).unwrap());
+    let r = vector(
+        eval_q(
+            r#"sum by (app) (count_over_time({app=~".+"}[2m])) > bool 3"#,
+            &data(),
+            one,
+        )
+        .unwrap(),
+    );
     assert_eq!(points(&r[1]), vec![(120, 0.0)]);
     let r = vector(
         eval_q(
@@ -212,7 +303,10 @@ fn limits() {
     assert!(e.to_string().contains("maximum number of series (100)"));
     // window functions are charged per sample visited
     let mut long = SampleSets::new();
-    long.insert(lp(&[("a", "1")]), (0..2_000).map(|i| (i * S / 1000, 1.0)).collect());
+    long.insert(
+        lp(&[("a", "1")]),
+        (0..2_000).map(|i| (i * S / 1000, 1.0)).collect(),
+    );
     let e = eval_q(r#"max_over_time({a="1"} | unwrap x [1m])"#, &long, one).unwrap_err();
     assert!(e.to_string().contains("window samples"), "{e}");
     assert!(eval_q(r#"sum_over_time({a="1"} | unwrap x [1m])"#, &long, one).is_ok());
@@ -220,7 +314,14 @@ fn limits() {
 
 #[test]
 fn absent_over_time() {
-    let r = vector(eval_q(r#"absent_over_time({app="zzz"}[1m])"#, &SampleSets::new(), STEPS).unwrap());
+    let r = vector(
+        eval_q(
+            r#"absent_over_time({app="zzz"}[1m])"#,
+            &SampleSets::new(),
+            STEPS,
+        )
+        .unwrap(),
+    );
     assert_eq!(r[0].labels, lp(&[("app", "zzz")]));
     assert_eq!(r[0].points.len(), 3);
     let r = vector(eval_q(r#"absent_over_time({app="a"}[1m])"#, &data(), STEPS).unwrap());

@@ -26,7 +26,11 @@ pub mod template;
 pub enum Error {
     /// Syntax error; `line`/`col` are 1-based, as Loki reports them.
     #[error("parse error at line {line}, col {col}: {msg}")]
-    Parse { line: usize, col: usize, msg: String },
+    Parse {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     /// A well-formed query that cannot be run (e.g. a selector matching everything).
     #[error("{0}")]
     Invalid(String),

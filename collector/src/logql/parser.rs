@@ -85,7 +85,10 @@ impl Parser {
     fn err<T>(&self, what: &str) -> Result<T> {
         Err(Error::parse(
             self.pos(),
-            format!("syntax error: unexpected {}, expecting {what}", describe(self.peek())),
+            format!(
+                "syntax error: unexpected {}, expecting {what}",
+                describe(self.peek())
+            ),
         ))
     }
     fn expect(&mut self, t: &Tok, what: &str) -> Result<()> {
@@ -239,7 +242,15 @@ impl Parser {
         // a name followed by a comparison is a label filter (`| json="x"` included)
         let is_filter = matches!(
             self.peek_at(1),
-            Tok::Eq | Tok::Neq | Tok::Re | Tok::Nre | Tok::Gt | Tok::Gte | Tok::Lt | Tok::Lte | Tok::EqEq
+            Tok::Eq
+                | Tok::Neq
+                | Tok::Re
+                | Tok::Nre
+                | Tok::Gt
+                | Tok::Gte
+                | Tok::Lt
+                | Tok::Lte
+                | Tok::EqEq
         );
         if is_filter {
             return Ok(Stage::LabelFilter(self.label_filter()?));
@@ -268,7 +279,10 @@ impl Parser {
                 let r = regex::Regex::new(&re)
                     .map_err(|e| Error::parse(rpos, format!("invalid regex {re:?}: {e}")))?;
                 if r.capture_names().flatten().next().is_none() {
-                    return Err(Error::parse(rpos, "regexp needs at least one named capture (?P<name>...)"));
+                    return Err(Error::parse(
+                        rpos,
+                        "regexp needs at least one named capture (?P<name>...)",
+                    ));
                 }
                 Stage::Regexp(r)
             }
@@ -304,7 +318,10 @@ impl Parser {
             "keep" => Stage::Keep(self.names()?),
             "decolorize" => Stage::Decolorize,
             "pattern" | "unpack" => {
-                return Err(Error::parse(pos, format!("the {word} parser is not supported")))
+                return Err(Error::parse(
+                    pos,
+                    format!("the {word} parser is not supported"),
+                ))
             }
             _ => {
                 self.i -= 1;
@@ -324,7 +341,8 @@ impl Parser {
             let path = if *self.peek() == Tok::Eq {
                 self.next();
                 let (p, ppos) = self.string("a quoted JSON path")?;
-                json_path(&p).ok_or_else(|| Error::parse(ppos, format!("invalid JSON path {p:?}")))?
+                json_path(&p)
+                    .ok_or_else(|| Error::parse(ppos, format!("invalid JSON path {p:?}")))?
             } else {
                 vec![name.clone()]
             };
@@ -353,7 +371,10 @@ impl Parser {
                 Some(op) => {
                     self.next();
                     let (v, _) = self.string("quoted value")?;
-                    Some(Matcher::new(name.clone(), op, v).map_err(|e| Error::parse(pos, e.to_string()))?)
+                    Some(
+                        Matcher::new(name.clone(), op, v)
+                            .map_err(|e| Error::parse(pos, e.to_string()))?,
+                    )
                 }
                 None => None,
             };
@@ -508,7 +529,10 @@ impl Parser {
                 self.next();
             }
             if self.is_ident("on") || self.is_ident("ignoring") {
-                return Err(Error::parse(self.pos(), "vector matching with on/ignoring is not supported"));
+                return Err(Error::parse(
+                    self.pos(),
+                    "vector matching with on/ignoring is not supported",
+                ));
             }
             // ^ is right-associative
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
@@ -585,7 +609,10 @@ impl Parser {
                     self.next();
                     self.vector_agg(op)
                 } else {
-                    Err(Error::parse(self.pos(), format!("syntax error: unknown function {name:?}")))
+                    Err(Error::parse(
+                        self.pos(),
+                        format!("syntax error: unknown function {name:?}"),
+                    ))
                 }
             }
             _ => self.err("a metric expression"),
@@ -613,7 +640,11 @@ impl Parser {
             self.next();
         }
         let mut log = self.log_expr()?;
-        let mut unwrap = if *self.peek() == Tok::Pipe { Some(self.unwrap()?) } else { None };
+        let mut unwrap = if *self.peek() == Tok::Pipe {
+            Some(self.unwrap()?)
+        } else {
+            None
+        };
         if parens {
             self.expect(&Tok::RParen, ")")?;
         }
@@ -637,15 +668,24 @@ impl Parser {
         let func = match (func, &unwrap) {
             (RangeFn::Rate, Some(_)) => RangeFn::RateUnwrapped,
             (f, None) if f.needs_unwrap() => {
-                return Err(Error::parse(pos, format!("{f:?} needs an unwrapped label: | unwrap name")))
+                return Err(Error::parse(
+                    pos,
+                    format!("{f:?} needs an unwrapped label: | unwrap name"),
+                ))
             }
             (f, Some(_)) if !f.needs_unwrap() => {
-                return Err(Error::parse(pos, format!("{f:?} cannot be used with unwrap")))
+                return Err(Error::parse(
+                    pos,
+                    format!("{f:?} cannot be used with unwrap"),
+                ))
             }
             (f, _) => f,
         };
         if grouping.is_some() && !func.needs_unwrap() {
-            return Err(Error::parse(pos, "grouping is only allowed on unwrapped range aggregations"));
+            return Err(Error::parse(
+                pos,
+                "grouping is only allowed on unwrapped range aggregations",
+            ));
         }
         Ok(MetricExpr::Range {
             func,

@@ -86,7 +86,10 @@ fn parsers_and_formatters() {
         Stage::Json(p) => assert_eq!(
             p,
             &vec![
-                ("first".to_string(), vec!["user".to_string(), "name".to_string()]),
+                (
+                    "first".to_string(),
+                    vec!["user".to_string(), "name".to_string()]
+                ),
                 ("id".to_string(), vec!["id".to_string()])
             ]
         ),
@@ -135,8 +138,14 @@ fn label_filters() {
     // `pattern` is a label like any other
     let l = log(r#"{a="b"} | pattern="p1" | status != 200 | code == 3"#);
     assert!(matches!(&l.stages[0], Stage::LabelFilter(LabelFilter::Str(m)) if m.name == "pattern"));
-    assert!(matches!(&l.stages[1], Stage::LabelFilter(LabelFilter::Num { op: CmpOp::Ne, .. })));
-    assert!(matches!(&l.stages[2], Stage::LabelFilter(LabelFilter::Num { op: CmpOp::Eq, .. })));
+    assert!(matches!(
+        &l.stages[1],
+        Stage::LabelFilter(LabelFilter::Num { op: CmpOp::Ne, .. })
+    ));
+    assert!(matches!(
+        &l.stages[2],
+        Stage::LabelFilter(LabelFilter::Num { op: CmpOp::Eq, .. })
+    ));
     assert!(err(r#"{a="b"} | x > "s""#).contains("number, duration"));
     assert!(err(r#"{a="b"} | x =~ 3"#).contains("regular expression"));
 }
@@ -172,7 +181,9 @@ fn range_aggregations() {
         }
         other => panic!("{other:?}"),
     }
-    match metric(r#"quantile_over_time(0.9, {a="b"} | logfmt | unwrap duration(took) | __error__="" [1m]) by (x)"#) {
+    match metric(
+        r#"quantile_over_time(0.9, {a="b"} | logfmt | unwrap duration(took) | __error__="" [1m]) by (x)"#,
+    ) {
         MetricExpr::Range {
             func,
             unwrap: Some(u),
@@ -191,10 +202,14 @@ fn range_aggregations() {
     }
     assert!(matches!(
         metric(r#"rate({a="b"} | logfmt | unwrap bytes_sent [1m])"#),
-        MetricExpr::Range { func: RangeFn::RateUnwrapped, .. }
+        MetricExpr::Range {
+            func: RangeFn::RateUnwrapped,
+            ..
+        }
     ));
     assert!(err(r#"sum_over_time({a="b"}[1m])"#).contains("unwrap"));
-    assert!(err(r#"count_over_time({a="b"} | logfmt | unwrap x [1m])"#).contains("cannot be used with unwrap"));
+    assert!(err(r#"count_over_time({a="b"} | logfmt | unwrap x [1m])"#)
+        .contains("cannot be used with unwrap"));
     assert!(err(r#"count_over_time({a="b"})"#).contains("[ with a range"));
     assert!(err(r#"{a="b"}[5m]"#).contains("needs a function"));
     assert!(err(r#"count_over_time({a="b"}[0s])"#).contains("positive duration"));
@@ -221,14 +236,22 @@ fn vector_aggregations_and_binary() {
     ));
     // precedence: 1 + 2 * 3 ^ 2 = 1 + (2 * (3 ^ 2))
     match metric("1 + 2 * 3 ^ 2") {
-        MetricExpr::Binary { op: BinOp::Add, rhs, .. } => {
+        MetricExpr::Binary {
+            op: BinOp::Add,
+            rhs,
+            ..
+        } => {
             assert!(matches!(*rhs, MetricExpr::Binary { op: BinOp::Mul, .. }))
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         metric(r#"sum(rate({a="b"}[1m])) > bool 2"#),
-        MetricExpr::Binary { op: BinOp::Gt, bool_modifier: true, .. }
+        MetricExpr::Binary {
+            op: BinOp::Gt,
+            bool_modifier: true,
+            ..
+        }
     ));
     assert!(matches!(metric("-2"), MetricExpr::Number(n) if n == -2.0));
     assert!(err(r#"topk(x, rate({a="b"}[1m]))"#).contains("positive integer"));

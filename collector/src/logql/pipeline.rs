@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::ast::{CmpOp, Conversion, FilterOp, LabelFilter, LabelFmt, LineFilter, NameMatch, Stage};
+use super::ast::{
+    CmpOp, Conversion, FilterOp, LabelFilter, LabelFmt, LineFilter, NameMatch, Stage,
+};
 use super::lexer::{parse_bytes, parse_duration_ns};
 
 /// Name of the label a failed stage sets.
@@ -93,7 +95,9 @@ impl LabelSet {
 
     /// All labels as owned pairs (a series / stream key).
     pub fn to_pairs(&self) -> Vec<(String, String)> {
-        self.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 }
 
@@ -123,6 +127,11 @@ pub fn process(stages: &[Stage], ts_ns: i64, line: &mut String, labels: &mut Lab
                 *line = new;
             }
             Stage::LabelFormat(fmts) => {
+                // templates read the labels as they were before this stage, as in Loki
+                let before = fmts
+                    .iter()
+                    .any(|f| matches!(f, LabelFmt::Template { .. }))
+                    .then(|| labels.clone());
                 for f in fmts {
                     match f {
                         LabelFmt::Rename { dst, src } => {
@@ -131,7 +140,10 @@ pub fn process(stages: &[Stage], ts_ns: i64, line: &mut String, labels: &mut Lab
                             }
                         }
                         LabelFmt::Template { dst, tmpl } => {
-                            let v = tmpl.render(|n| labels.get(n), line, ts_ns);
+                            let v = match &before {
+                                Some(b) => tmpl.render(|n| b.get(n), line, ts_ns),
+                                None => tmpl.render(|n| labels.get(n), line, ts_ns),
+                            };
                             let cat = labels.map.get(dst).map_or(Category::Parsed, |(_, c)| *c);
                             labels.set(dst.clone(), v, cat);
                         }
@@ -247,7 +259,13 @@ pub fn convert(v: &str, conv: Conversion) -> Result<f64, String> {
 fn sanitize(key: &str) -> String {
     let mut s: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, '_');
@@ -289,7 +307,10 @@ fn json(line: &str, params: &[(String, Vec<String>)], labels: &mut LabelSet) {
     let v: Value = match serde_json::from_str(line) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
-            labels.set_err("JSONParserErr", "Value looks like object, but can't find closing '}' symbol");
+            labels.set_err(
+                "JSONParserErr",
+                "Value looks like object, but can't find closing '}' symbol",
+            );
             return;
         }
         Err(e) => {
@@ -343,14 +364,21 @@ fn logfmt(line: &str, labels: &mut LabelSet) {
         if i == ks {
             labels.set_err(
                 "LogfmtParserErr",
-                format!("logfmt syntax error at pos {}: unexpected '{}'", i + 1, b[i] as char),
+                format!(
+                    "logfmt syntax error at pos {}: unexpected '{}'",
+                    i + 1,
+                    b[i] as char
+                ),
             );
             return;
         }
         let key = &line[ks..i];
         if i >= b.len() || b[i] != b'=' {
             if i < b.len() && b[i] == b'"' {
-                labels.set_err("LogfmtParserErr", format!("logfmt syntax error at pos {}: unexpected '\"'", i + 1));
+                labels.set_err(
+                    "LogfmtParserErr",
+                    format!("logfmt syntax error at pos {}: unexpected '\"'", i + 1),
+                );
                 return;
             }
             pairs.push((key.to_string(), String::new()));
@@ -380,7 +408,10 @@ fn logfmt(line: &str, labels: &mut LabelSet) {
                 }
             }
             if !closed {
-                labels.set_err("LogfmtParserErr", "logfmt syntax error: unterminated quoted value");
+                labels.set_err(
+                    "LogfmtParserErr",
+                    "logfmt syntax error: unterminated quoted value",
+                );
                 return;
             }
             pairs.push((key.to_string(), val));
@@ -390,7 +421,11 @@ fn logfmt(line: &str, labels: &mut LabelSet) {
                 if b[i] == b'"' || b[i] == b'=' {
                     labels.set_err(
                         "LogfmtParserErr",
-                        format!("logfmt syntax error at pos {}: unexpected '{}'", i + 1, b[i] as char),
+                        format!(
+                            "logfmt syntax error at pos {}: unexpected '{}'",
+                            i + 1,
+                            b[i] as char
+                        ),
                     );
                     return;
                 }

@@ -1,21 +1,28 @@
 use super::*;
+use crate::logql::ast::Expr;
 use crate::logql::ast::Stage;
 use crate::logql::parser::parse;
-use crate::logql::ast::Expr;
 
 /// Runs the pipeline of `query` on `line` with stream labels `stream`.
-fn run(query: &str, stream: &[(&str, &str)], line: &str) -> Option<(String, Vec<(String, String)>)> {
+fn run(
+    query: &str,
+    stream: &[(&str, &str)],
+    line: &str,
+) -> Option<(String, Vec<(String, String)>)> {
     let stages: Vec<Stage> = match parse(query).unwrap() {
         Expr::Log(l) => l.stages,
         Expr::Metric(_) => panic!("not a log query"),
     };
     let mut labels = LabelSet::new(stream.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut line = line.to_string();
-    process(&stages, 1_700_000_000_000_000_000, &mut line, &mut labels).then(|| (line, labels.to_pairs()))
+    process(&stages, 1_700_000_000_000_000_000, &mut line, &mut labels)
+        .then(|| (line, labels.to_pairs()))
 }
 
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 const S: &[(&str, &str)] = &[("app", "api")];
@@ -60,8 +67,16 @@ fn json_flattens_nested_keys() {
             ("status", "503"),
         ])
     );
-    let (_, labels) = run(r#"{app="api"} | json m="req.method", missing="a.b""#, S, r#"{"req":{"method":"PUT"}}"#).unwrap();
-    assert_eq!(labels, pairs(&[("app", "api"), ("m", "PUT"), ("missing", "")]));
+    let (_, labels) = run(
+        r#"{app="api"} | json m="req.method", missing="a.b""#,
+        S,
+        r#"{"req":{"method":"PUT"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        labels,
+        pairs(&[("app", "api"), ("m", "PUT"), ("missing", "")])
+    );
 }
 
 #[test]
@@ -73,7 +88,12 @@ fn json_errors_set_error_label() {
     assert!(run(r#"{app="api"} | json | __error__="""#, S, "not json").is_none());
     assert!(run(r#"{app="api"} | json | __error__!="""#, S, "not json").is_some());
     assert!(run(r#"{app="api"} | json | __error__="""#, S, r#"{"a":1}"#).is_some());
-    let (_, labels) = run(r#"{app="api"} | json | drop __error__, __error_details__"#, S, "[1]").unwrap();
+    let (_, labels) = run(
+        r#"{app="api"} | json | drop __error__, __error_details__"#,
+        S,
+        "[1]",
+    )
+    .unwrap();
     assert_eq!(labels, pairs(&[("app", "api")]));
 }
 
@@ -109,7 +129,10 @@ fn regexp_extracts_named_groups() {
         "GET /index.html 200",
     )
     .unwrap();
-    assert_eq!(labels, pairs(&[("app", "api"), ("method", "GET"), ("path", "/index.html")]));
+    assert_eq!(
+        labels,
+        pairs(&[("app", "api"), ("method", "GET"), ("path", "/index.html")])
+    );
     let (_, labels) = run(r#"{app="api"} | regexp "(?P<n>\\d+)""#, S, "no digits").unwrap();
     assert_eq!(labels, pairs(&[("app", "api")]));
 }
@@ -139,7 +162,12 @@ fn label_filters() {
     assert!(!keep("missing > 1"));
     let (_, labels) = run(r#"{app="api"} | logfmt | level > 1"#, S, line).unwrap();
     assert!(labels.contains(&("__error__".to_string(), "LabelFilterErr".to_string())));
-    assert!(run(r#"{app="api"} | logfmt | level > 1 | __error__="""#, S, line).is_none());
+    assert!(run(
+        r#"{app="api"} | logfmt | level > 1 | __error__="""#,
+        S,
+        line
+    )
+    .is_none());
     // stream labels take part too
     assert!(run(r#"{app="api"} | app="api""#, S, "x").is_some());
 }
@@ -155,11 +183,26 @@ fn line_format_and_label_format() {
     assert_eq!(line, "WARN disk low (api)");
     assert_eq!(
         labels,
-        pairs(&[("app", "api"), ("both", "warn/api"), ("lvl", "warn"), ("msg", "disk low")])
+        pairs(&[
+            ("app", "api"),
+            ("both", "warn/api"),
+            ("lvl", "warn"),
+            ("msg", "disk low")
+        ])
     );
     // line filters after line_format see the new line
-    assert!(run(r#"{app="api"} | logfmt | line_format "{{.msg}}" |= "disk""#, S, "msg=disk x=1").is_some());
-    assert!(run(r#"{app="api"} | logfmt | line_format "{{.msg}}" |= "x=1""#, S, "msg=disk x=1").is_none());
+    assert!(run(
+        r#"{app="api"} | logfmt | line_format "{{.msg}}" |= "disk""#,
+        S,
+        "msg=disk x=1"
+    )
+    .is_some());
+    assert!(run(
+        r#"{app="api"} | logfmt | line_format "{{.msg}}" |= "x=1""#,
+        S,
+        "msg=disk x=1"
+    )
+    .is_none());
 }
 
 #[test]

@@ -124,7 +124,12 @@ pub fn entry_labels(r: &LogRecord, matchers: &[Matcher]) -> Option<LabelSet> {
         return None;
     }
     let mut set = LabelSet::new(stream.iter().map(|l| (l.name.clone(), l.value.clone())));
-    if let Some((_, v)) = r.attributes.iter().rev().find(|(k, _)| k == PATTERN_ATTRIBUTE) {
+    if let Some((_, v)) = r
+        .attributes
+        .iter()
+        .rev()
+        .find(|(k, _)| k == PATTERN_ATTRIBUTE)
+    {
         let v = match v {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -217,7 +222,13 @@ pub fn select_entries(
 }
 
 /// Samples of one range aggregation in `[from, to]`.
-fn fetch_samples(sc: &mut Scanner<'_>, expr: &MetricExpr, from: i64, to: i64, max_series: usize) -> Result<SampleSets> {
+fn fetch_samples(
+    sc: &mut Scanner<'_>,
+    expr: &MetricExpr,
+    from: i64,
+    to: i64,
+    max_series: usize,
+) -> Result<SampleSets> {
     let MetricExpr::Range {
         func,
         log,
@@ -242,7 +253,10 @@ fn fetch_samples(sc: &mut Scanner<'_>, expr: &MetricExpr, from: i64, to: i64, ma
             match e.labels.get(&u.label).map(|v| pipeline::convert(v, u.conv)) {
                 Some(Ok(v)) => value = v,
                 Some(Err(msg)) => e.labels.set_err("SampleExtractionErr", msg),
-                None => e.labels.set_err("SampleExtractionErr", format!("label {:?} not found", u.label)),
+                None => e.labels.set_err(
+                    "SampleExtractionErr",
+                    format!("label {:?} not found", u.label),
+                ),
             }
             e.labels.remove(&u.label);
             for f in &u.post_filters {
@@ -286,7 +300,12 @@ fn fetch_samples(sc: &mut Scanner<'_>, expr: &MetricExpr, from: i64, to: i64, ma
 }
 
 /// Evaluates a metric query at `steps`.
-pub fn eval_metric(src: &dyn LogSource, expr: &MetricExpr, steps: Steps, limits: Limits) -> Result<Value> {
+pub fn eval_metric(
+    src: &dyn LogSource,
+    expr: &MetricExpr,
+    steps: Steps,
+    limits: Limits,
+) -> Result<Value> {
     let mut sc = Scanner {
         src,
         max: limits.max_scanned,

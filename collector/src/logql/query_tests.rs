@@ -47,9 +47,27 @@ fn source() -> VecSource {
     VecSource(vec![
         rec("api", 0, "level=info msg=start took=5ms", Some("p0"), 9),
         rec("api", S, "level=info msg=ok took=10ms", Some("p1"), 9),
-        rec("api", 2 * S, "level=error msg=boom took=1.5s", Some("p2"), 17),
-        rec("web", 3 * S, r#"{"level":"warn","req":{"status":404}}"#, None, 0),
-        rec("web", 61 * S, r#"{"level":"error","req":{"status":500}}"#, None, 0),
+        rec(
+            "api",
+            2 * S,
+            "level=error msg=boom took=1.5s",
+            Some("p2"),
+            17,
+        ),
+        rec(
+            "web",
+            3 * S,
+            r#"{"level":"warn","req":{"status":404}}"#,
+            None,
+            0,
+        ),
+        rec(
+            "web",
+            61 * S,
+            r#"{"level":"error","req":{"status":500}}"#,
+            None,
+            0,
+        ),
         rec("web", 62 * S, "not json", None, 0),
         rec("api", 120 * S, "level=info msg=ok took=20ms", Some("p1"), 9),
     ])
@@ -70,25 +88,46 @@ fn metric_expr(q: &str) -> MetricExpr {
 }
 
 fn lines(q: &str, limit: usize, dir: Direction) -> Vec<String> {
-    select_entries(&source(), &log_expr(q), 0, 200 * S, limit, dir, Limits::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| e.line)
-        .collect()
+    select_entries(
+        &source(),
+        &log_expr(q),
+        0,
+        200 * S,
+        limit,
+        dir,
+        Limits::default(),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|e| e.line)
+    .collect()
 }
 
 #[test]
 fn log_queries_honour_limit_and_direction() {
     let all = lines(r#"{service_name="api"}"#, 100, Direction::Forward);
     assert_eq!(all.len(), 4);
-    assert_eq!(lines(r#"{service_name="api"}"#, 2, Direction::Forward), all[..2]);
+    assert_eq!(
+        lines(r#"{service_name="api"}"#, 2, Direction::Forward),
+        all[..2]
+    );
     // backward returns the newest, still oldest first here (rendering reverses)
-    assert_eq!(lines(r#"{service_name="api"}"#, 2, Direction::Backward), all[2..]);
+    assert_eq!(
+        lines(r#"{service_name="api"}"#, 2, Direction::Backward),
+        all[2..]
+    );
     assert_eq!(
         lines(r#"{service_name="api"} |= "ok""#, 1, Direction::Backward),
         vec!["level=info msg=ok took=20ms"]
     );
-    assert_eq!(lines(r#"{service_name=~"api|web"} != "level""#, 10, Direction::Forward), vec!["not json"]);
+    assert_eq!(
+        lines(
+            r#"{service_name=~"api|web"} != "level""#,
+            10,
+            Direction::Forward
+        ),
+        vec!["not json"]
+    );
     assert!(lines(r#"{service_name="nobody"}"#, 10, Direction::Forward).is_empty());
 }
 
@@ -112,8 +151,15 @@ fn pattern_and_level_are_structured_metadata() {
         l.of(Category::Meta).collect::<Vec<_>>(),
         vec![("detected_level", "info"), ("pattern", "p1")]
     );
-    assert_eq!(l.of(Category::Stream).collect::<Vec<_>>(), vec![("service_name", "api")]);
-    let errors = lines(r#"{service_name="api"} | detected_level="error""#, 10, Direction::Forward);
+    assert_eq!(
+        l.of(Category::Stream).collect::<Vec<_>>(),
+        vec![("service_name", "api")]
+    );
+    let errors = lines(
+        r#"{service_name="api"} | detected_level="error""#,
+        10,
+        Direction::Forward,
+    );
     assert_eq!(errors, vec!["level=error msg=boom took=1.5s"]);
 }
 
@@ -139,14 +185,26 @@ const STEPS: Steps = Steps {
 
 #[test]
 fn metric_queries_run_the_pipeline() {
-    let r = eval(r#"sum by (level) (count_over_time({service_name="api"} | logfmt [1m]))"#, STEPS).unwrap();
+    let r = eval(
+        r#"sum by (level) (count_over_time({service_name="api"} | logfmt [1m]))"#,
+        STEPS,
+    )
+    .unwrap();
     // (0, 60]: 1 s info, 2 s error; (60, 120]: 120 s info
     assert_eq!(r.len(), 2);
-    assert_eq!(r[0].labels, vec![("level".to_string(), "error".to_string())]);
+    assert_eq!(
+        r[0].labels,
+        vec![("level".to_string(), "error".to_string())]
+    );
     assert_eq!(pts(&r[0]), vec![(60, 1.0)]);
     assert_eq!(pts(&r[1]), vec![(60, 1.0), (120, 1.0)]);
-    let r = eval(r#"sum by (pattern) (count_over_time({service_name="api"}[2m]))"#, STEPS).unwrap();
-    let got: Vec<(String, Vec<(i64, f64)>)> = r.iter().map(|s| (s.labels[0].1.clone(), pts(s))).collect();
+    let r = eval(
+        r#"sum by (pattern) (count_over_time({service_name="api"}[2m]))"#,
+        STEPS,
+    )
+    .unwrap();
+    let got: Vec<(String, Vec<(i64, f64)>)> =
+        r.iter().map(|s| (s.labels[0].1.clone(), pts(s))).collect();
     assert_eq!(
         got,
         vec![
@@ -155,14 +213,25 @@ fn metric_queries_run_the_pipeline() {
             ("p2".to_string(), vec![(60, 1.0), (120, 1.0)]),
         ]
     );
-    let r = eval(r#"sum(bytes_over_time({service_name="api"} |= "error" [1m]))"#, STEPS).unwrap();
+    let r = eval(
+        r#"sum(bytes_over_time({service_name="api"} |= "error" [1m]))"#,
+        STEPS,
+    )
+    .unwrap();
     assert_eq!(pts(&r[0]), vec![(60, 30.0)]);
     let r = eval(
         r#"sum(sum_over_time({service_name="api"} | logfmt | unwrap duration(took) [3m]))"#,
-        Steps { start: 120 * S, end: 120 * S, step: S },
+        Steps {
+            start: 120 * S,
+            end: 120 * S,
+            step: S,
+        },
     )
     .unwrap();
-    assert!((pts(&r[0])[0].1 - (0.005 + 0.01 + 1.5 + 0.02)).abs() < 1e-9, "{r:?}");
+    assert!(
+        (pts(&r[0])[0].1 - (0.005 + 0.01 + 1.5 + 0.02)).abs() < 1e-9,
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -179,10 +248,17 @@ fn pipeline_errors_fail_metric_queries_unless_filtered() {
     assert_eq!(r.len(), 2);
     assert_eq!(
         r[0].labels,
-        vec![("level".to_string(), "error".to_string()), ("req_status".to_string(), "500".to_string())]
+        vec![
+            ("level".to_string(), "error".to_string()),
+            ("req_status".to_string(), "500".to_string())
+        ]
     );
     // Grafana's log volume query drops the error label instead
-    let r = eval(r#"sum(count_over_time({service_name="web"} | json | drop __error__ [2m]))"#, STEPS).unwrap();
+    let r = eval(
+        r#"sum(count_over_time({service_name="web"} | json | drop __error__ [2m]))"#,
+        STEPS,
+    )
+    .unwrap();
     assert_eq!(pts(&r[0]), vec![(60, 1.0), (120, 3.0), (180, 2.0)]);
 }
 
@@ -192,16 +268,32 @@ fn limits_are_errors() {
         max_scanned: 3,
         max_series: 10,
     };
-    let e = select_entries(&source(), &log_expr(r#"{service_name="web"}"#), 0, 200 * S, 10, Direction::Forward, tight)
-        .unwrap_err();
+    let e = select_entries(
+        &source(),
+        &log_expr(r#"{service_name="web"}"#),
+        0,
+        200 * S,
+        10,
+        Direction::Forward,
+        tight,
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Limit(_)), "{e}");
     let few = Limits {
         max_scanned: 100,
         max_series: 1,
     };
-    let e = eval_metric(&source(), &metric_expr(r#"count_over_time({service_name="api"} | logfmt [5m])"#), STEPS, few)
-        .unwrap_err();
-    assert!(e.to_string().contains("maximum number of series (1)"), "{e}");
+    let e = eval_metric(
+        &source(),
+        &metric_expr(r#"count_over_time({service_name="api"} | logfmt [5m])"#),
+        STEPS,
+        few,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("maximum number of series (1)"),
+        "{e}"
+    );
 }
 
 #[test]

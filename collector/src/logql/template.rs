@@ -96,7 +96,12 @@ impl Template {
     }
 
     /// Renders with `get` looking up labels.
-    pub fn render<'a>(&self, get: impl Fn(&str) -> Option<&'a str>, line: &str, ts_ns: i64) -> String {
+    pub fn render<'a>(
+        &self,
+        get: impl Fn(&str) -> Option<&'a str>,
+        line: &str,
+        ts_ns: i64,
+    ) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -199,7 +204,10 @@ mod tests {
     fn substitutions_and_functions() {
         let l = [("level", "error"), ("msg", " boom ")];
         assert_eq!(render("{{.level}} {{.msg}}", &l), "error  boom ");
-        assert_eq!(render("{{ .level | upper }}:{{ .msg | trim }}", &l), "ERROR:boom");
+        assert_eq!(
+            render("{{ .level | upper }}:{{ .msg | trim }}", &l),
+            "ERROR:boom"
+        );
         assert_eq!(render("[{{.missing}}]", &l), "[]");
         assert_eq!(render("{{__line__}}!", &l), "the line!");
         assert_eq!(render("{{__timestamp__}}", &l), "2023-11-14T22:13:20.5Z");
@@ -211,7 +219,12 @@ mod tests {
 
     #[test]
     fn bad_templates_are_errors() {
-        for t in ["{{.level", "{{ printf \"%s\" .a }}", "{{.a | nope}}", "{{.}}"] {
+        for t in [
+            "{{.level",
+            "{{ printf \"%s\" .a }}",
+            "{{.a | nope}}",
+            "{{.}}",
+        ] {
             assert!(Template::parse(t, 0).is_err(), "{t}");
         }
     }
@@ -219,6 +232,9 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
+        assert_eq!(
+            rfc3339(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
     }
 }
