@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 const S: i64 = 1_000_000_000;
 
 /// One OTLP/JSON log record: (offset from t0 in s, body, pattern, severity number).
-type Rec<'a> = (i64, &'a str, Option<&'a str>, i32);
+type Rec = (i64, &'static str, Option<&'static str>, i32);
 
 fn resource_logs(service: &str, namespace: &str, t0: i64, recs: &[Rec]) -> Value {
     let records: Vec<Value> = recs
@@ -211,8 +211,8 @@ async fn loki_api_serves_log_and_metric_queries() {
     assert_eq!(
         v,
         json!({"status": "success", "data": [
-            {"k8s_namespace_name": "shop", "service_name": "api"},
             {"k8s_namespace_name": "batch", "service_name": "worker"},
+            {"k8s_namespace_name": "shop", "service_name": "api"},
         ]})
     );
     // POST form, two match[]

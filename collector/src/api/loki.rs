@@ -382,7 +382,7 @@ fn run_series(req: &Request) -> Result<Value, Failure> {
     let (start, end) = req.range(DEFAULT_META_RANGE_NS)?;
     let selectors = req.selectors(&["match[]", "match"])?;
     let streams = query::streams(&req.source(), &selectors, start, end, Limits::default())?;
-    let data: Vec<Value> = streams.keys().map(|l| labels_json(l.iter())).collect();
+    let data: Vec<Value> = streams.keys().map(|l| labels_json(l)).collect();
     Ok(json!({"status": "success", "data": data}))
 }
 
@@ -409,9 +409,10 @@ fn run_index_stats(req: &Request) -> Result<Value, Failure> {
     }))
 }
 
-fn labels_json<'a>(labels: impl Iterator<Item = (&'a String, &'a String)>) -> Value {
+fn labels_json(labels: &[(String, String)]) -> Value {
     Value::Object(
         labels
+            .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     )
@@ -459,7 +460,7 @@ fn render_streams(entries: Vec<Entry>, direction: Direction, categorize: bool) -
             if direction == Direction::Backward {
                 values.reverse();
             }
-            json!({"stream": labels_json(labels.iter().map(|(k, v)| (k, v))), "values": values})
+            json!({"stream": labels_json(&labels), "values": values})
         })
         .collect();
     let mut data = json!({"resultType": "streams", "result": result, "stats": {}});
@@ -490,7 +491,7 @@ fn format_ts(ns: i64) -> Value {
 }
 
 fn series_labels(s: &Series) -> Value {
-    labels_json(s.labels.iter().map(|(k, v)| (k, v)))
+    labels_json(&s.labels)
 }
 
 /// `matrix` (range) or `vector`/`scalar` (instant) JSON.

@@ -305,7 +305,8 @@ mod tests {
 
     #[test]
     fn errors_have_positions() {
-        let e = lex(r#"{a="b}"#).unwrap_err().to_string();
+        let q = r#"{a="b}"#;
+        let e = lex(q).unwrap_err().locate(q).to_string();
         assert!(e.contains("unterminated string"), "{e}");
         assert!(e.contains("col 4"), "{e}");
         assert!(lex("{a=1x}").is_err());
