@@ -586,6 +586,25 @@ async fn loki_api_serves_log_and_metric_queries() {
         ]
     );
 
+    // Grafana's "Save & test": an instant vector(1)+vector(1), and the build info
+    let (s, v) = loki(
+        &c,
+        "query",
+        &[
+            ("query", "vector(1)+vector(1)".into()),
+            ("time", "1700000000".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["data"]["result"],
+        json!([{"metric": {}, "value": [1_700_000_000i64, "2"]}])
+    );
+    let (s, v) = loki(&c, "status/buildinfo", &[]).await;
+    assert_eq!(s, 200);
+    assert!(v["version"].as_str().unwrap().starts_with('3'), "{v}");
+
     // --- errors: Loki's status and plain-text body
     let (s, v) = loki(&c, "query_range", &q(r#"{service_name="api"} | logfmt | "#)).await;
     assert_eq!(s, 400);

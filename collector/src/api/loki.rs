@@ -1,6 +1,7 @@
 //! Loki HTTP API subset on the HTTP listener, so Grafana's stock Loki data source
 //! works against the collector: `query_range`, `query`, `labels`,
-//! `label/<name>/values`, `series` and `index/stats` under `/loki/api/v1/`
+//! `label/<name>/values`, `series`, `index/stats` and `status/buildinfo` under
+//! `/loki/api/v1/`
 //! (GET, and POST with a form body).
 //!
 //! Data flow: parameters are parsed as Loki does (times in ns, float seconds or
@@ -166,6 +167,19 @@ async fn serve(
     }
 }
 
+/// `GET /loki/api/v1/status/buildinfo`: the Loki version whose API this subset
+/// follows (Grafana reads it to pick features).
+pub async fn buildinfo() -> Json<Value> {
+    Json(json!({
+        "version": "3.0.0",
+        "revision": "sightline",
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }))
+}
+
 /// `GET|POST /loki/api/v1/query_range`.
 pub async fn query_range(State(s): State<Arc<AppState>>, h: HeaderMap, p: Params) -> Response {
     serve("query_range", s, h, p, None, run_query_range).await
@@ -209,7 +223,7 @@ impl Request {
     fn time(&self, name: &str, default: i64) -> Result<i64, Failure> {
         match self.params.get(name) {
             None => Ok(default),
-            Some(v) => parse_loki_time_ns(v).ok_or_else(|| {
+            Some(v) => loki_time_ns(v).ok_or_else(|| {
                 bad(format!(
                     "invalid parameter \"{name}\": cannot parse {v:?} as a timestamp"
                 ))
@@ -344,6 +358,17 @@ fn run_query(req: &Request) -> Result<Value, Failure> {
             Ok(render_metric(v, steps, false))
         }
     }
+}
+
+/// Loki's `parseTimestamp`: an integer of at most 10 digits is seconds, a longer one
+/// nanoseconds; otherwise float seconds or RFC 3339.
+fn loki_time_ns(v: &str) -> Option<i64> {
+    let t = v.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if !digits.is_empty() && digits.len() <= 10 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<i64>().ok()?.checked_mul(NS_PER_S);
+    }
+    parse_loki_time_ns(t)
 }
 
 fn parse_step_ns(v: &str) -> Result<i64, Failure> {
@@ -625,5 +650,36 @@ fn scan_pages(
             }
             _ => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loki_times() {
+        assert_eq!(loki_time_ns("1700000000"), Some(1_700_000_000 * NS_PER_S));
+        assert_eq!(
+            loki_time_ns("1700000000000000001"),
+            Some(1_700_000_000_000_000_001)
+        );
+        assert_eq!(
+            loki_time_ns("1700000000.5"),
+            Some(1_700_000_000_500_000_000)
+        );
+        assert_eq!(
+            loki_time_ns("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000 * NS_PER_S)
+        );
+        assert_eq!(loki_time_ns("soon"), None);
+        assert_eq!(parse_step_ns("15s").ok(), Some(15 * NS_PER_S));
+        assert_eq!(parse_step_ns("0.5").ok(), Some(NS_PER_S / 2));
+        assert!(parse_step_ns("0").is_err());
+        assert!(parse_step_ns("x").is_err());
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(0.25), "0.25");
+        assert_eq!(format_ts(1_500_000_000), json!(1.5));
+        assert_eq!(format_ts(2 * NS_PER_S), json!(2));
     }
 }

@@ -66,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/loki/api/v1/index/stats",
             get(loki::index_stats).post(loki::index_stats),
         )
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/api/traces/{id}", get(tempo::trace_by_id))
         .route("/metrics", get(metrics))
         .route("/-/ready", get(ready))

@@ -229,4 +229,7 @@ pub enum MetricExpr {
         rhs: Box<MetricExpr>,
     },
     Number(f64),
+    /// `vector(1)`: one series without labels (Grafana's health check sends
+    /// `vector(1)+vector(1)`).
+    VectorLit(f64),
 }

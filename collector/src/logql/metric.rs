@@ -119,6 +119,10 @@ impl Ctx<'_, '_> {
     fn eval(&mut self, expr: &MetricExpr) -> Result<Value> {
         match expr {
             MetricExpr::Number(n) => Ok(Value::Scalar(*n)),
+            MetricExpr::VectorLit(v) => Ok(Value::Vector(vec![Series {
+                labels: Vec::new(),
+                points: self.steps.times().map(|t| (t, *v)).collect(),
+            }])),
             MetricExpr::Range { .. } => self.range(expr).map(Value::Vector),
             MetricExpr::Vector {
                 op,

@@ -236,6 +236,10 @@ fn binary_operators() {
         eval_q("2 ^ 3 ^ 2", &data(), one).unwrap(),
         Value::Scalar(512.0)
     );
+    // Grafana's data source health check
+    let r = vector(eval_q("vector(1)+vector(1)", &data(), STEPS).unwrap());
+    assert_eq!(r.len(), 1);
+    assert_eq!(points(&r[0]), vec![(60, 2.0), (120, 2.0), (180, 2.0)]);
     let r = vector(
         eval_q(
             r#"sum by (app) (count_over_time({app=~".+"}[2m])) * 10"#,

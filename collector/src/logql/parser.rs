@@ -601,6 +601,19 @@ impl Parser {
                 "syntax error: a log query cannot be used in a metric expression; wrap it in a \
                  range function such as count_over_time({...}[5m])",
             )),
+            Tok::Ident(name) if name == "vector" => {
+                self.next();
+                self.expect(&Tok::LParen, "(")?;
+                let v = match self.next() {
+                    Tok::Num(n) => n,
+                    _ => {
+                        self.i -= 1;
+                        return self.err("a number");
+                    }
+                };
+                self.expect(&Tok::RParen, ")")?;
+                Ok(MetricExpr::VectorLit(v))
+            }
             Tok::Ident(name) => {
                 if let Some(f) = range_fn(&name) {
                     self.next();
