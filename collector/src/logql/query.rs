@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use sightline_store::{LogRecord, Matcher};
 
-use super::ast::{Expr, LogExpr, MetricExpr, RangeFn};
+use super::ast::{LogExpr, MetricExpr, RangeFn};
 use super::metric::{self, EvalLimits, SampleSets, Steps, Value};
 use super::pipeline::{self, Category, LabelSet, ERROR_DETAILS_LABEL, ERROR_LABEL};
 use super::{Error, Result};
@@ -360,11 +360,6 @@ pub fn streams(
         true
     })?;
     Ok(out)
-}
-
-/// A parsed query, for callers that only need to know its kind.
-pub fn is_metric(expr: &Expr) -> bool {
-    matches!(expr, Expr::Metric(_))
 }
 
 #[cfg(test)]

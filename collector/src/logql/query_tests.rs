@@ -1,4 +1,5 @@
 use super::*;
+use crate::logql::ast::Expr;
 use crate::logql::parser::parse;
 use serde_json::json;
 
