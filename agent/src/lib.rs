@@ -11,7 +11,11 @@
 //! own counters, served with readiness by [`http_server`]; [`run`] wires it all together
 //! and flushes on shutdown. With a data dir, a bounded on-disk [`buffer`] sits between
 //! the queue (and log tailing) and the exporter, so an outage or a restart loses nothing.
+//! Applications on the node send OTLP to [`receiver`], which adds
+//! their container's attributes ([`attribution`]) and forwards through the same exporter
+//! (several collector endpoints fail over, [`export::endpoints`]).
 
+pub mod attribution;
 pub mod buffer;
 pub mod clock;
 pub mod config;
@@ -22,6 +26,7 @@ pub mod host;
 pub mod http_server;
 pub mod logs;
 pub mod otlp_metric;
+pub mod receiver;
 pub mod run;
 pub mod telemetry;
 

@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod format;
 pub mod metrics;
 pub mod multiline;
+pub mod patterns;
 pub mod ship;
 pub mod tailer;
 
@@ -58,6 +59,8 @@ pub struct LogsConfig {
     pub batch_timeout: Duration,
     /// Unacknowledged batches before tailing pauses.
     pub max_in_flight: usize,
+    /// Pattern ids on every record (`logs.patterns`); `None` = off.
+    pub patterns: Option<patterns::PatternsConfig>,
 }
 
 impl LogsConfig {
@@ -78,6 +81,9 @@ impl LogsConfig {
             batch_max_bytes: 1 << 20,
             batch_timeout: Duration::from_millis(500),
             max_in_flight: 8,
+            patterns: Some(patterns::PatternsConfig {
+                max_clusters: patterns::DEFAULT_MAX_CLUSTERS,
+            }),
         }
     }
 }
@@ -108,6 +114,7 @@ pub fn start(
     buffer: Option<Arc<crate::buffer::Buffer>>,
 ) -> Result<LogsHandle> {
     let checkpoints = Arc::new(Mutex::new(Checkpoints::load(&cfg.data_dir.join("logs"))?));
+    patterns::install(cfg.patterns.as_ref(), telemetry.clone());
     let sink = match buffer {
         Some(b) => ship::Sink::Buffer(b),
         None => ship::Sink::Exporter(Box::new(Exporter::new(
