@@ -75,6 +75,7 @@ async fn ship_file(
         Arc::new(SystemClock),
         telemetry.clone(),
         deadline_rx,
+        None,
     )
     .unwrap();
     let started = Instant::now();

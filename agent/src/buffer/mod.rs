@@ -13,11 +13,12 @@
 //! them; it re-sends them after a restart). The active segment rolls at `segment_bytes`.
 //! The shipper reads frames in order, exports each with the [`crate::export::Exporter`]
 //! (retrying until the collector acknowledges, or a permanent refusal), then acks it;
-//! the read cursor (`<dir>/cursor.json`: segment and offset) is written at most once a
-//! second, when a segment is finished and at shutdown, so a restart resumes where
-//! shipping stopped — at worst re-sending up to a second of acknowledged frames, which
-//! the collector deduplicates for logs (stream, offset) and accepts as identical
-//! re-writes for metrics. A segment is deleted only when every frame in it was acked.
+//! the read cursor (`<dir>/cursor.json`: segment and offset) is rewritten after every
+//! ack (temp file + rename, no fsync: it survives a process crash; after a power loss
+//! frames since the last writeback are sent again), so a restart resumes where shipping
+//! stopped, re-sending at most the frame that was in flight — which the collector
+//! deduplicates for logs (stream, offset) and accepts as an identical re-write for
+//! metrics. A segment is deleted only when every frame in it was acked.
 //!
 //! Full (`max_bytes` of segments on disk): `backpressure` (default) makes `push` wait
 //! for the shipper to free a segment (log tailing pauses through its gate; the metrics
@@ -145,7 +146,6 @@ struct Inner {
     /// The frame handed out by `next` and not acked yet.
     in_flight: Option<(u64, u64)>,
     read_file: Option<(u64, File)>,
-    cursor_written: Option<Instant>,
     cursor_dirty: bool,
     closed: bool,
 }
@@ -167,7 +167,6 @@ impl std::fmt::Debug for Buffer {
 
 const CURSOR_FILE: &str = "cursor.json";
 const CORRUPT_DIR: &str = "corrupt";
-const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
 fn seg_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.seg"))
@@ -339,7 +338,6 @@ impl Buffer {
                 read_items,
                 in_flight: None,
                 read_file: None,
-                cursor_written: None,
                 cursor_dirty: true,
                 closed: false,
             }),
@@ -747,12 +745,7 @@ impl Buffer {
             inner.cursor_dirty = true;
         }
         self.finish_segments(&mut inner);
-        if inner
-            .cursor_written
-            .is_none_or(|w| w.elapsed() >= CURSOR_EVERY)
-        {
-            self.write_cursor(&mut inner);
-        }
+        self.write_cursor(&mut inner);
     }
 
     fn write_cursor(&self, inner: &mut Inner) {
@@ -765,7 +758,6 @@ impl Buffer {
         match std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
             Ok(()) => {
                 inner.cursor_dirty = false;
-                inner.cursor_written = Some(Instant::now());
             }
             Err(e) => {
                 self.telemetry.buffer.write_errors.inc();
