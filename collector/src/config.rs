@@ -34,6 +34,9 @@ pub struct Config {
     /// Where and how data is stored.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Own metrics, local scrape targets and span metrics written into the store.
+    #[serde(default)]
+    pub self_monitoring: crate::self_monitoring::SelfMonitoringConfig,
 }
 
 /// `server:` section.
@@ -359,6 +362,7 @@ impl Config {
             Ok(_) => {}
             Err(e) => errors.push(format!("storage.flush_interval: {e}")),
         }
+        errors.extend(self.self_monitoring.validate());
         errors
     }
 

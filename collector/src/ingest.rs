@@ -95,6 +95,7 @@ pub async fn ingest(
         tracing::warn!(tenant, signal = signal.as_str(), protocol, %message, "request rejected");
         return Err(IngestError::BadRequest(message));
     }
+    let spans = crate::spanmetrics::observations(&batch);
     let outcome = match state.store.write(tenant, batch).await {
         Ok(o) => o,
         Err(e) if e.is_retryable() => {
@@ -108,6 +109,7 @@ pub async fn ingest(
             return Err(IngestError::Internal(format!("storage error: {e}")));
         }
     };
+    state.spanmetrics.record(tenant, spans, state.clock.now_ms());
     metrics.received(signal.as_str(), protocol, outcome.accepted);
     let mut store_rejected = 0;
     for r in &outcome.rejected {

@@ -6,7 +6,9 @@
 //! (OTLP/gRPC, OTLP/HTTP, Prometheus remote write), are authenticated to a tenant
 //! ([`auth`]), translated into the store's model ([`translate`]) and written by
 //! [`ingest`] — acknowledged only once durable. [`api`] serves the Prometheus, Loki
-//! and Tempo read APIs plus `/metrics` ([`self_metrics`]). Configuration lives in
+//! and Tempo read APIs plus `/metrics` ([`self_metrics`]). Span batches also feed
+//! [`spanmetrics`] (RED series), which [`self_monitoring`] writes into the store
+//! together with the collector's own metrics. Configuration lives in
 //! [`config`]; `main.rs` is the CLI.
 
 pub mod api;
@@ -15,7 +17,9 @@ pub mod config;
 pub mod ingest;
 pub mod receiver;
 pub mod self_metrics;
+pub mod self_monitoring;
 pub mod server;
+pub mod spanmetrics;
 pub mod state;
 pub mod tls;
 pub mod translate;

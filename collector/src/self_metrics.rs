@@ -78,6 +78,12 @@ pub struct SelfMetrics {
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     store: StoreMetrics,
     promql: PromqlMetrics,
+    /// Span metrics and self-monitoring (`crate::spanmetrics`, `crate::self_monitoring`).
+    pub spanmetrics_spans: Counter,
+    pub spanmetrics_overflow: Counter,
+    spanmetrics_series: Gauge<u64, AtomicU64>,
+    self_monitoring_samples: Counter,
+    self_monitoring_errors: Family<ReasonLabels, Counter>,
 }
 
 impl Default for SelfMetrics {
@@ -185,6 +191,36 @@ impl SelfMetrics {
             "Samples loaded from storage by PromQL queries",
             promql.samples_loaded.clone(),
         );
+        let spanmetrics_spans = Counter::default();
+        registry.register(
+            "sightline_spanmetrics_spans",
+            "Spans counted into traces_spanmetrics_* series",
+            spanmetrics_spans.clone(),
+        );
+        let spanmetrics_overflow = Counter::default();
+        registry.register(
+            "sightline_spanmetrics_overflow",
+            "Spans folded into the overflow series because of the series cap",
+            spanmetrics_overflow.clone(),
+        );
+        let spanmetrics_series = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "sightline_spanmetrics_series",
+            "Span metrics label sets tracked, all tenants",
+            spanmetrics_series.clone(),
+        );
+        let self_monitoring_samples = Counter::default();
+        registry.register(
+            "sightline_self_monitoring_samples",
+            "Self-monitoring and span metrics samples written into the store",
+            self_monitoring_samples.clone(),
+        );
+        let self_monitoring_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "sightline_self_monitoring_errors",
+            "Self-monitoring rounds that failed, by reason (scrape, write, rejected)",
+            self_monitoring_errors.clone(),
+        );
         SelfMetrics {
             registry,
             rejected,
@@ -193,6 +229,11 @@ impl SelfMetrics {
             duration,
             store,
             promql,
+            spanmetrics_spans,
+            spanmetrics_overflow,
+            spanmetrics_series,
+            self_monitoring_samples,
+            self_monitoring_errors,
         }
     }
 
@@ -239,6 +280,25 @@ impl SelfMetrics {
                 protocol: protocol.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// Sets the number of tracked span metrics label sets.
+    pub fn spanmetrics_series(&self, n: usize) {
+        self.spanmetrics_series.set(n as u64);
+    }
+
+    /// Counts samples written by self-monitoring.
+    pub fn self_monitoring_samples(&self, n: u64) {
+        self.self_monitoring_samples.inc_by(n);
+    }
+
+    /// Counts one failed self-monitoring step.
+    pub fn self_monitoring_error(&self, reason: &str) {
+        self.self_monitoring_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Encodes everything, after copying `stats` into the store metrics.

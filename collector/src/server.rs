@@ -173,7 +173,20 @@ pub async fn start(
         http_tls.clone(),
         shutdown_rx.clone(),
     ));
-    tasks.spawn(serve_http(http_listener, api_router, http_tls, shutdown_rx));
+    tasks.spawn(serve_http(
+        http_listener,
+        api_router,
+        http_tls,
+        shutdown_rx.clone(),
+    ));
+
+    let http_instance = addrs.http.to_string();
+    tasks.spawn(crate::self_monitoring::run(
+        state.clone(),
+        cfg.self_monitoring.clone(),
+        http_instance,
+        shutdown_rx.clone(),
+    ));
 
     state.set_ready(true);
     if let Some(path) = listen_file {

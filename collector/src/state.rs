@@ -9,6 +9,7 @@ use sightline_store::{Clock, Store};
 use crate::auth::Auth;
 use crate::config::{Config, LimitsConfig, NonFinite};
 use crate::self_metrics::SelfMetrics;
+use crate::spanmetrics::SpanMetrics;
 use crate::translate::{NonFinitePolicy, TranslateOptions};
 
 /// Everything a request handler needs. Shared as `Arc<AppState>`.
@@ -16,6 +17,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<SelfMetrics>,
+    /// RED metrics derived from ingested spans.
+    pub spanmetrics: Arc<SpanMetrics>,
     pub auth: Auth,
     pub limits: LimitsConfig,
     pub translate: TranslateOptions,
@@ -25,10 +28,17 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from a validated config and an opened store.
     pub fn new(cfg: &Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+        let metrics = Arc::new(SelfMetrics::new());
+        let spanmetrics = Arc::new(SpanMetrics::new(
+            cfg.self_monitoring.span_metrics_max_series,
+            metrics.spanmetrics_spans.clone(),
+            metrics.spanmetrics_overflow.clone(),
+        ));
         Ok(AppState {
             store,
             clock,
-            metrics: Arc::new(SelfMetrics::new()),
+            metrics,
+            spanmetrics,
             auth: Auth::from_config(&cfg.auth)?,
             limits: cfg.limits.clone(),
             translate: TranslateOptions {
