@@ -109,7 +109,9 @@ pub async fn ingest(
             return Err(IngestError::Internal(format!("storage error: {e}")));
         }
     };
-    state.spanmetrics.record(tenant, spans, state.clock.now_ms());
+    state
+        .spanmetrics
+        .record(tenant, spans, state.clock.now_ms());
     metrics.received(signal.as_str(), protocol, outcome.accepted);
     let mut store_rejected = 0;
     for r in &outcome.rejected {

@@ -108,7 +108,9 @@ impl SelfMonitoringConfig {
                 errors.push(format!("self_monitoring.scrape[{i}].url: {e}"));
             }
             if t.job.is_empty() {
-                errors.push(format!("self_monitoring.scrape[{i}].job: must not be empty"));
+                errors.push(format!(
+                    "self_monitoring.scrape[{i}].job: must not be empty"
+                ));
             }
         }
         errors
@@ -126,7 +128,9 @@ pub async fn run(
     instance: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
-    let mut tick = tokio::time::interval(cfg.interval_duration());
+    // the first round after one interval, as a scraper would
+    let period = cfg.interval_duration();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -307,10 +311,7 @@ fn parse_line(line: &str) -> Option<(String, Vec<Label>, f64)> {
                     other => value.push(other),
                 }
             }
-            labels.push(Label {
-                name: lname,
-                value,
-            });
+            labels.push(Label { name: lname, value });
         }
     }
     let value = rest.split_whitespace().next()?.parse::<f64>().ok()?;
@@ -337,7 +338,13 @@ mod tests {
         assert_eq!(s[0].labels.get("code"), Some("2,0}"));
         assert_eq!(s[0].labels.get("job"), Some("j"));
         assert_eq!(s[0].labels.get("instance"), Some("i:1"));
-        assert_eq!(s[0].samples[0], Sample { timestamp_ms: 42, value: 3.0 });
+        assert_eq!(
+            s[0].samples[0],
+            Sample {
+                timestamp_ms: 42,
+                value: 3.0
+            }
+        );
         assert_eq!(s[1].samples[0].value, 1.0);
         assert_eq!(s[2].labels.get("le"), Some("+Inf"));
         assert_eq!(s[3].labels.get("job"), Some("own"));

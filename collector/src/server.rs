@@ -173,20 +173,13 @@ pub async fn start(
         http_tls.clone(),
         shutdown_rx.clone(),
     ));
-    tasks.spawn(serve_http(
-        http_listener,
-        api_router,
-        http_tls,
-        shutdown_rx.clone(),
-    ));
-
-    let http_instance = addrs.http.to_string();
     tasks.spawn(crate::self_monitoring::run(
         state.clone(),
         cfg.self_monitoring.clone(),
-        http_instance,
+        addrs.http.to_string(),
         shutdown_rx.clone(),
     ));
+    tasks.spawn(serve_http(http_listener, api_router, http_tls, shutdown_rx));
 
     state.set_ready(true);
     if let Some(path) = listen_file {

@@ -169,7 +169,7 @@ impl SpanMetrics {
                     status_code: status_code_label(s.status_code),
                 },
                 // a span ending before it starts has no meaningful duration: count it as 0
-                seconds: (s.end_time_ns.saturating_sub(s.start_time_ns)).max(0) as f64 / 1e9,
+                seconds: s.end_time_ns.saturating_sub(s.start_time_ns).max(0) as f64 / 1e9,
             })
             .collect()
     }
@@ -388,9 +388,15 @@ mod tests {
             ("span_kind", "SPAN_KIND_SERVER"),
             ("status_code", "STATUS_CODE_UNSET"),
         ];
-        assert_eq!(value(series, "traces_spanmetrics_calls_total", &ok), Some(2.0));
+        assert_eq!(
+            value(series, "traces_spanmetrics_calls_total", &ok),
+            Some(2.0)
+        );
         let err = [("service", "cart"), ("status_code", "STATUS_CODE_ERROR")];
-        assert_eq!(value(series, "traces_spanmetrics_calls_total", &err), Some(1.0));
+        assert_eq!(
+            value(series, "traces_spanmetrics_calls_total", &err),
+            Some(1.0)
+        );
         let bucket = |le: &str| {
             let mut p = ok.to_vec();
             p.push(("le", le));
@@ -403,9 +409,19 @@ mod tests {
         assert_eq!(bucket("+Inf"), Some(2.0));
         let sum = value(series, "traces_spanmetrics_latency_sum", &ok).unwrap();
         assert!((sum - 0.103).abs() < 1e-9, "{sum}");
-        assert_eq!(value(series, "traces_spanmetrics_latency_count", &ok), Some(2.0));
-        let db = [("service", "db"), ("span_kind", "SPAN_KIND_CLIENT"), ("status_code", "STATUS_CODE_OK")];
-        assert_eq!(value(series, "traces_spanmetrics_calls_total", &db), Some(1.0));
+        assert_eq!(
+            value(series, "traces_spanmetrics_latency_count", &ok),
+            Some(2.0)
+        );
+        let db = [
+            ("service", "db"),
+            ("span_kind", "SPAN_KIND_CLIENT"),
+            ("status_code", "STATUS_CODE_OK"),
+        ];
+        assert_eq!(
+            value(series, "traces_spanmetrics_calls_total", &db),
+            Some(1.0)
+        );
         // every sample carries the collection time
         assert!(series.iter().all(|s| s.samples[0].timestamp_ms == 20_000));
         assert_eq!(m.spans_total(), 4);
@@ -413,7 +429,10 @@ mod tests {
         // counters are cumulative across collections
         m.record("t1", SpanMetrics::observe_batch(&spans[..1]), 21_000);
         let out = m.collect(30_000);
-        assert_eq!(value(&out[0].1, "traces_spanmetrics_calls_total", &ok), Some(3.0));
+        assert_eq!(
+            value(&out[0].1, "traces_spanmetrics_calls_total", &ok),
+            Some(3.0)
+        );
     }
 
     #[test]
@@ -433,7 +452,11 @@ mod tests {
             .collect();
         assert_eq!(calls.len(), 3);
         assert_eq!(
-            value(&out[0].1, "traces_spanmetrics_calls_total", &[("otel_metric_overflow", "true")]),
+            value(
+                &out[0].1,
+                "traces_spanmetrics_calls_total",
+                &[("otel_metric_overflow", "true")]
+            ),
             Some(3.0)
         );
         // another tenant has its own budget
@@ -455,7 +478,10 @@ mod tests {
             ("status_code", "STATUS_CODE_UNSET"),
             ("le", "0.002"),
         ];
-        assert_eq!(value(&out[0].1, "traces_spanmetrics_latency_bucket", &p), Some(1.0));
+        assert_eq!(
+            value(&out[0].1, "traces_spanmetrics_latency_bucket", &p),
+            Some(1.0)
+        );
         assert!(m.collect(IDLE_EXPIRY_MS + 1).is_empty());
         assert_eq!(m.active_series(), 0);
     }

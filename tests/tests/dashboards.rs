@@ -37,15 +37,42 @@ use sightline_proto::otlp::trace::v1::{span, status, ResourceSpans, ScopeSpans, 
 /// A panel reading one of these (and finding it absent) may be empty; any other
 /// empty panel fails the test.
 const MAY_BE_ABSENT: &[(&str, &str)] = &[
-    ("sightline_anomaly_score", "AIOps: anomaly detection does not write scores into the store yet"),
-    ("sightline_anomalies_detected_total", "AIOps: anomaly detection does not write into the store yet"),
-    ("sightline_forecast_value", "AIOps: forecasting does not write into the store yet"),
-    ("sightline_forecast_exhaustion_seconds", "AIOps: forecasting does not write into the store yet"),
-    ("sightline_incidents_open", "AIOps: the incident engine does not exist yet"),
-    ("sightline_notifications_total", "AIOps: notifiers do not exist yet"),
-    ("sightline_agent_dropped_points_total", "only after an agent dropped data; this test drops none"),
-    ("sightline_promql_query_errors_total", "only after a PromQL query failed; the dashboards' queries do not fail"),
-    ("sightline_spanmetrics_overflow_total", "present from the start, but listed for collectors built before span metrics"),
+    (
+        "sightline_anomaly_score",
+        "AIOps: anomaly detection does not write scores into the store yet",
+    ),
+    (
+        "sightline_anomalies_detected_total",
+        "AIOps: anomaly detection does not write into the store yet",
+    ),
+    (
+        "sightline_forecast_value",
+        "AIOps: forecasting does not write into the store yet",
+    ),
+    (
+        "sightline_forecast_exhaustion_seconds",
+        "AIOps: forecasting does not write into the store yet",
+    ),
+    (
+        "sightline_incidents_open",
+        "AIOps: the incident engine does not exist yet",
+    ),
+    (
+        "sightline_notifications_total",
+        "AIOps: notifiers do not exist yet",
+    ),
+    (
+        "sightline_agent_dropped_points_total",
+        "only after an agent dropped data; this test drops none",
+    ),
+    (
+        "sightline_promql_query_errors_total",
+        "only after a PromQL query failed; the dashboards' queries do not fail",
+    ),
+    (
+        "sightline_spanmetrics_overflow_total",
+        "present from the start, but listed for collectors built before span metrics",
+    ),
 ];
 
 /// Grafana's `$__interval` for the test range (5 min at ~20 points) and the
@@ -125,14 +152,39 @@ fn spans(round: u8) -> ExportTraceServiceRequest {
         .map(|(si, service)| {
             let spans = (0..20u8)
                 .map(|i| Span {
-                    trace_id: vec![round, si as u8 + 1, i, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1],
+                    trace_id: vec![
+                        round,
+                        si as u8 + 1,
+                        i,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        7,
+                        1,
+                    ],
                     span_id: vec![round, si as u8 + 1, i, 9, 9, 9, 9, 1],
-                    name: if i % 2 == 0 { "GET /items".into() } else { "POST /order".into() },
+                    name: if i % 2 == 0 {
+                        "GET /items".into()
+                    } else {
+                        "POST /order".into()
+                    },
                     kind: span::SpanKind::Server as i32,
                     start_time_unix_nano: (now - (i as i64 + 1) * 7_000_000) as u64,
                     end_time_unix_nano: now as u64,
                     status: Some(Status {
-                        code: if i % 5 == 0 { status::StatusCode::Error } else { status::StatusCode::Ok } as i32,
+                        code: if i % 5 == 0 {
+                            status::StatusCode::Error
+                        } else {
+                            status::StatusCode::Ok
+                        } as i32,
                         message: String::new(),
                     }),
                     ..Default::default()
@@ -161,7 +213,16 @@ fn load_generator_data(http: &Http, dir: &Path) {
         .arg(gen_py())
         .args(["--out"])
         .arg(&out)
-        .args(["--hosts", "2", "--containers", "3", "--span-h", "1", "--shards", "2"])
+        .args([
+            "--hosts",
+            "2",
+            "--containers",
+            "3",
+            "--span-h",
+            "1",
+            "--shards",
+            "2",
+        ])
         .status()
         .unwrap_or_else(|e| panic!("run {} {}: {e}", python().display(), gen_py().display()));
     assert!(
@@ -176,7 +237,12 @@ fn load_generator_data(http: &Http, dir: &Path) {
         let len = u32::from_le_bytes(bin[at..at + 4].try_into().unwrap()) as usize;
         let body = &bin[at + 16..at + 16 + len];
         let reply = push_body(http, body).unwrap();
-        assert!(reply.status < 300, "remote write: {} {}", reply.status, reply.body);
+        assert!(
+            reply.status < 300,
+            "remote write: {} {}",
+            reply.status,
+            reply.body
+        );
         at += 16 + len;
         records += 1;
     }
@@ -205,12 +271,17 @@ fn load_dashboards() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (p.file_name().unwrap().to_string_lossy().into_owned(), v)
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 6, "expected at least 6 dashboards in {}", dir.display());
+    assert!(
+        out.len() >= 6,
+        "expected at least 6 dashboards in {}",
+        dir.display()
+    );
     out
 }
 
@@ -226,7 +297,9 @@ fn panels_of(name: &str, d: &Value) -> Vec<Panel> {
         }
         let title = p["title"].as_str().unwrap_or_default().to_string();
         assert!(
-            p["description"].as_str().is_some_and(|s| !s.trim().is_empty()),
+            p["description"]
+                .as_str()
+                .is_some_and(|s| !s.trim().is_empty()),
             "{name}: panel {title:?} has no description"
         );
         let targets: Vec<Target> = p["targets"]
@@ -252,7 +325,10 @@ fn panels_of(name: &str, d: &Value) -> Vec<Panel> {
                 }
             })
             .collect();
-        assert!(!targets.is_empty(), "{name}: panel {title:?} has no targets");
+        assert!(
+            !targets.is_empty(),
+            "{name}: panel {title:?} has no targets"
+        );
         all.push(Panel {
             dashboard: name.to_string(),
             title,
@@ -275,7 +351,9 @@ fn interpolate(expr: &str, vars: &BTreeMap<String, String>) -> String {
     all.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
     let mut out = expr.to_string();
     for (k, v) in &all {
-        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
+        out = out
+            .replace(&format!("${{{k}}}"), v)
+            .replace(&format!("${k}"), v);
     }
     assert!(!out.contains('$'), "uninterpolated variable in {out}");
     out
@@ -298,11 +376,17 @@ fn variable_values(http: &Http, var: &Value, vars: &BTreeMap<String, String>) ->
         Some(i) => (Some(inner[..i].trim()), inner[i + 1..].trim()),
         None => (None, inner.trim()),
     };
-    let (s, e) = ((now_ms() / 1000 - RANGE_S).to_string(), (now_ms() / 1000).to_string());
+    let (s, e) = (
+        (now_ms() / 1000 - RANGE_S).to_string(),
+        (now_ms() / 1000).to_string(),
+    );
     let (path, mut query) = match ds {
         "loki" => (
             format!("/loki/api/v1/label/{label}/values"),
-            vec![("start", format!("{s}000000000")), ("end", format!("{e}000000000"))],
+            vec![
+                ("start", format!("{s}000000000")),
+                ("end", format!("{e}000000000")),
+            ],
         ),
         _ => (
             format!("/api/v1/label/{label}/values"),
@@ -310,11 +394,18 @@ fn variable_values(http: &Http, var: &Value, vars: &BTreeMap<String, String>) ->
         ),
     };
     if let Some(sel) = selector {
-        query.push((if ds == "loki" { "query" } else { "match[]" }, sel.to_string()));
+        query.push((
+            if ds == "loki" { "query" } else { "match[]" },
+            sel.to_string(),
+        ));
     }
     let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let reply = http.get_ok(&path, &q);
-    assert_eq!(reply.status, 200, "variable {}: GET {path} {q:?}: {}", var["name"], reply.body);
+    assert_eq!(
+        reply.status, 200,
+        "variable {}: GET {path} {q:?}: {}",
+        var["name"], reply.body
+    );
     let json = reply.json();
     json["data"]
         .as_array()
@@ -369,10 +460,19 @@ fn run_target(http: &Http, t: &Target, expr: &str) -> Result<Outcome, String> {
             "/api/v1/query_range",
             vec![("query", expr), ("start", &s), ("end", &e), ("step", &step)],
         ),
-        ("loki", true) => ("/loki/api/v1/query", vec![("query", expr), ("time", &e), ("limit", "100")]),
+        ("loki", true) => (
+            "/loki/api/v1/query",
+            vec![("query", expr), ("time", &e), ("limit", "100")],
+        ),
         ("loki", false) => (
             "/loki/api/v1/query_range",
-            vec![("query", expr), ("start", &s), ("end", &e), ("step", &step), ("limit", "100")],
+            vec![
+                ("query", expr),
+                ("start", &s),
+                ("end", &e),
+                ("step", &step),
+                ("limit", "100"),
+            ],
         ),
         ("tempo", _) => (
             "/api/search",
@@ -384,9 +484,13 @@ fn run_target(http: &Http, t: &Target, expr: &str) -> Result<Outcome, String> {
     if reply.status != 200 {
         return Err(format!("HTTP {}: {}", reply.status, reply.body));
     }
-    let json: Value = serde_json::from_str(&reply.body).map_err(|e| format!("{e}: {}", reply.body))?;
+    let json: Value =
+        serde_json::from_str(&reply.body).map_err(|e| format!("{e}: {}", reply.body))?;
     let series = if t.datasource == "tempo" {
-        json["traces"].as_array().map(Vec::len).ok_or(format!("no traces array: {}", reply.body))?
+        json["traces"]
+            .as_array()
+            .map(Vec::len)
+            .ok_or(format!("no traces array: {}", reply.body))?
     } else {
         if json["status"] != "success" {
             return Err(reply.body);
@@ -404,7 +508,10 @@ fn absent_metrics(http: &Http, names: &BTreeSet<String>) -> Vec<String> {
     let end = (now_ms() / 1000) as f64;
     names
         .iter()
-        .filter(|n| http.series(&format!("{{__name__=\"{n}\"}}"), end - RANGE_S as f64, end).is_empty())
+        .filter(|n| {
+            http.series(&format!("{{__name__=\"{n}\"}}"), end - RANGE_S as f64, end)
+                .is_empty()
+        })
         .cloned()
         .collect()
 }
@@ -429,13 +536,37 @@ fn every_dashboard_panel_runs_and_shows_data() {
 
     // Kubernetes-shaped containers and pod logs for the agent
     std::fs::create_dir_all(root.join("cgroup")).unwrap();
-    std::fs::write(root.join("cgroup/cgroup.controllers"), "cpu memory io pids\n").unwrap();
+    std::fs::write(
+        root.join("cgroup/cgroup.controllers"),
+        "cpu memory io pids\n",
+    )
+    .unwrap();
     let pods = [
-        ("shop", "web-7d9f-abcde", "11111111-2222-3333-4444-555555555555", "web", 1u64),
-        ("payments", "api-0", "66666666-7777-8888-9999-000000000000", "api", 2u64),
+        (
+            "shop",
+            "web-7d9f-abcde",
+            "11111111-2222-3333-4444-555555555555",
+            "web",
+            1u64,
+        ),
+        (
+            "payments",
+            "api-0",
+            "66666666-7777-8888-9999-000000000000",
+            "api",
+            2u64,
+        ),
     ];
     for (ns, pod, uid, container, n) in pods {
-        fake_pod(root, ns, pod, uid, container, &format!("{:064x}", n), 1_000_000 * n);
+        fake_pod(
+            root,
+            ns,
+            pod,
+            uid,
+            container,
+            &format!("{:064x}", n),
+            1_000_000 * n,
+        );
     }
     let agent_data = root.join("agent-data");
     let http_addr = format!("127.0.0.1:{agent_port}");
@@ -446,10 +577,14 @@ fn every_dashboard_panel_runs_and_shows_data() {
         &c.grpc_endpoint(),
         "1s",
         &[
-            "--http-addr", &http_addr,
-            "--cgroup-root", &cgroup_root,
-            "--pod-logs-root", &pods_root,
-            "--data-dir", &data_dir,
+            "--http-addr",
+            &http_addr,
+            "--cgroup-root",
+            &cgroup_root,
+            "--pod-logs-root",
+            &pods_root,
+            "--data-dir",
+            &data_dir,
         ],
     );
     for round in 0..3 {
@@ -457,7 +592,10 @@ fn every_dashboard_panel_runs_and_shows_data() {
             let lines: Vec<String> = (0..5)
                 .map(|i| match i {
                     0 => format!("level=error msg=\"payment declined\" order={round}{i}"),
-                    _ => format!("level=info msg=\"request served\" path=/items/{i} ms={}", 10 + i),
+                    _ => format!(
+                        "level=info msg=\"request served\" path=/items/{i} ms={}",
+                        10 + i
+                    ),
                 })
                 .collect();
             write_pod_log(root, ns, pod, uid, container, &lines);
@@ -471,11 +609,26 @@ fn every_dashboard_panel_runs_and_shows_data() {
     let now = || now_ms() as f64 / 1000.0;
     for (what, q) in [
         ("host metrics", "count(system_cpu_time_seconds_total) > 0"),
-        ("container metrics", "count(container_cpu_time_seconds_total{k8s_namespace_name=\"shop\"}) > 0"),
-        ("span metrics", "count(rate(traces_spanmetrics_calls_total{service=\"checkout\"}[1m])) > 0"),
-        ("collector self-metrics", "count(rate(sightline_collector_requests_total{job=\"sightline-collector\"}[1m])) > 0"),
-        ("agent self-metrics", "count(rate(sightline_agent_exported_points_total{job=\"sightline-agent\"}[1m])) > 0"),
-        ("host metric rates", "count(rate(system_network_io_bytes_total[1m])) > 0"),
+        (
+            "container metrics",
+            "count(container_cpu_time_seconds_total{k8s_namespace_name=\"shop\"}) > 0",
+        ),
+        (
+            "span metrics",
+            "count(rate(traces_spanmetrics_calls_total{service=\"checkout\"}[1m])) > 0",
+        ),
+        (
+            "collector self-metrics",
+            "count(rate(sightline_collector_requests_total{job=\"sightline-collector\"}[1m])) > 0",
+        ),
+        (
+            "agent self-metrics",
+            "count(rate(sightline_agent_exported_points_total{job=\"sightline-agent\"}[1m])) > 0",
+        ),
+        (
+            "host metric rates",
+            "count(rate(system_network_io_bytes_total[1m])) > 0",
+        ),
     ] {
         wait_for(what, Duration::from_secs(90), || {
             agent.process.assert_running();
@@ -493,9 +646,16 @@ fn every_dashboard_panel_runs_and_shows_data() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for (name, d) in load_dashboards() {
-        assert_eq!(d["schemaVersion"].as_i64(), Some(39), "{name}: schemaVersion");
+        assert_eq!(
+            d["schemaVersion"].as_i64(),
+            Some(39),
+            "{name}: schemaVersion"
+        );
         let panels = panels_of(&name, &d);
-        let vars_json = d["templating"]["list"].as_array().cloned().unwrap_or_default();
+        let vars_json = d["templating"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         // pass 1: every variable at All; pass 2: at its first concrete value
         for pass in 0..2 {
             let mut vars = BTreeMap::new();
@@ -511,7 +671,10 @@ fn every_dashboard_panel_runs_and_shows_data() {
                             values[0].clone()
                         }
                     }
-                    _ => v["current"]["value"].as_str().unwrap_or_default().to_string(),
+                    _ => v["current"]["value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 };
                 vars.insert(vname, value);
             }
@@ -532,7 +695,9 @@ fn every_dashboard_panel_runs_and_shows_data() {
                             };
                             let absent = absent_metrics(&http, &names);
                             let excused = !absent.is_empty()
-                                && absent.iter().all(|a| MAY_BE_ABSENT.iter().any(|(n, _)| n == a));
+                                && absent
+                                    .iter()
+                                    .all(|a| MAY_BE_ABSENT.iter().any(|(n, _)| n == a));
                             if !excused {
                                 failures.push(format!(
                                     "{} / {} [{}] (vars {vars:?}): empty result for {expr}{}",
@@ -554,7 +719,12 @@ fn every_dashboard_panel_runs_and_shows_data() {
         }
     }
     println!("{checked} panel queries checked, {} failed", failures.len());
-    assert!(failures.is_empty(), "{} failing panel queries:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing panel queries:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -562,6 +732,9 @@ fn metric_names_are_found_in_expressions() {
     let names = metric_names(
         r#"1 - sum by (x) (rate(a_b_total{s="idle{x}"}[1m])) / histogram_quantile(0.9, c:d{}) + e_f{g=~"h"}"#,
     );
-    let want: BTreeSet<String> = ["a_b_total", "c:d", "e_f"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = ["a_b_total", "c:d", "e_f"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(names, want);
 }

@@ -27,6 +27,7 @@ pub mod matcher;
 mod memtable;
 mod metrics_part;
 pub mod model;
+mod part_cache;
 mod parts;
 mod query;
 mod records_part;
@@ -286,6 +287,7 @@ impl Store {
         let shared = Arc::new(Shared {
             min_free_bytes: std::sync::atomic::AtomicU64::new(config.min_free_bytes),
             flush_backlog: Default::default(),
+            part_cache: part_cache::PartCache::new(part_cache::DEFAULT_BUDGET_BYTES),
             root,
             config,
             clock,
