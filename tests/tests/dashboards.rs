@@ -111,7 +111,8 @@ fn fake_pod(root: &Path, ns: &str, pod: &str, uid: &str, container: &str, id: &s
         ("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n".into()),
         ("io.stat", "8:0 rbytes=1048576 wbytes=2097152 rios=16 wios=32 dbytes=0 dios=0\n".into()),
         ("pids.current", "3\n".into()),
-        ("cgroup.procs", String::new()),
+        // this test process: the agent reads the pod's network counters through it
+        ("cgroup.procs", format!("{}\n", std::process::id())),
     ];
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
@@ -604,6 +605,9 @@ fn every_dashboard_panel_runs_and_shows_data() {
         std::thread::sleep(Duration::from_millis(1500));
     }
     load_generator_data(&http, root);
+    // one bad request, so the "Rejected" panel has a reason to show
+    let reply = push_body(&http, b"not snappy").unwrap();
+    assert!((400..500).contains(&reply.status), "{}", reply.body);
 
     // wait until every kind of data is queryable, and rate() has two samples
     let now = || now_ms() as f64 / 1000.0;
@@ -624,6 +628,10 @@ fn every_dashboard_panel_runs_and_shows_data() {
         (
             "agent self-metrics",
             "count(rate(sightline_agent_exported_points_total{job=\"sightline-agent\"}[1m])) > 0",
+        ),
+        (
+            "rejections in self-metrics",
+            "count(rate(sightline_collector_rejected_total[1m])) > 0",
         ),
         (
             "host metric rates",
