@@ -131,8 +131,31 @@ fn write_pod_log(root: &Path, ns: &str, pod: &str, uid: &str, container: &str, l
         .open(path)
         .unwrap();
     for l in lines {
-        writeln!(f, "2026-01-01T00:00:00.000000000Z stdout F {l}").unwrap();
+        writeln!(f, "{} stdout F {l}", rfc3339(now_ns())).unwrap();
     }
+}
+
+/// `ns` since the epoch as RFC 3339 UTC with nanoseconds (the CRI log time format).
+fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil_from_days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        ns.rem_euclid(1_000_000_000)
+    )
 }
 
 fn kv(k: &str, v: &str) -> KeyValue {
@@ -518,7 +541,7 @@ fn absent_metrics(http: &Http, names: &BTreeSet<String>) -> Vec<String> {
 }
 
 #[test]
-fn every_dashboard_panel_runs_and_shows_data() {
+fn dashboards_every_panel_runs_and_shows_data() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     // agent /metrics on a known port so self-monitoring can scrape it
@@ -736,7 +759,20 @@ fn every_dashboard_panel_runs_and_shows_data() {
 }
 
 #[test]
-fn metric_names_are_found_in_expressions() {
+fn dashboards_test_helper_rfc3339_formats_utc() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+    assert_eq!(
+        rfc3339(1_700_000_000_123_456_789),
+        "2023-11-14T22:13:20.123456789Z"
+    );
+    assert_eq!(
+        rfc3339(951_782_400_000_000_000),
+        "2000-02-29T00:00:00.000000000Z"
+    );
+}
+
+#[test]
+fn dashboards_test_helper_finds_metric_names() {
     let names = metric_names(
         r#"1 - sum by (x) (rate(a_b_total{s="idle{x}"}[1m])) / histogram_quantile(0.9, c:d{}) + e_f{g=~"h"}"#,
     );
