@@ -478,6 +478,8 @@ fn run_target(http: &Http, t: &Target, expr: &str) -> Result<Outcome, String> {
     let end = now_ms() / 1000;
     let start = end - RANGE_S;
     let (s, e, step) = (start.to_string(), end.to_string(), INTERVAL_S.to_string());
+    // Loki takes nanoseconds, as Grafana sends them
+    let (s_ns, e_ns) = (format!("{s}000000000"), format!("{e}000000000"));
     let (path, query): (&str, Vec<(&str, &str)>) = match (t.datasource.as_str(), t.instant) {
         ("prometheus", true) => ("/api/v1/query", vec![("query", expr), ("time", &e)]),
         ("prometheus", false) => (
@@ -486,14 +488,14 @@ fn run_target(http: &Http, t: &Target, expr: &str) -> Result<Outcome, String> {
         ),
         ("loki", true) => (
             "/loki/api/v1/query",
-            vec![("query", expr), ("time", &e), ("limit", "100")],
+            vec![("query", expr), ("time", &e_ns), ("limit", "100")],
         ),
         ("loki", false) => (
             "/loki/api/v1/query_range",
             vec![
                 ("query", expr),
-                ("start", &s),
-                ("end", &e),
+                ("start", &s_ns),
+                ("end", &e_ns),
                 ("step", &step),
                 ("limit", "100"),
             ],
