@@ -676,6 +676,13 @@ fn dashboards_every_panel_runs_and_shows_data() {
         (r.status == 200 && r.body.contains("payment declined")).then_some(())
     });
 
+    // the counters of span metrics and self-monitoring moved
+    let scrape = sightline_e2e::metrics_text::Scrape::fetch(&http);
+    assert_eq!(scrape.sum("sightline_spanmetrics_spans_total", &[]), 120.0);
+    assert_eq!(scrape.sum("sightline_spanmetrics_overflow_total", &[]), 0.0);
+    assert!(scrape.sum("sightline_spanmetrics_series", &[]) >= 4.0);
+    assert!(scrape.sum("sightline_self_monitoring_samples_total", &[]) > 0.0);
+
     let mut failures = Vec::new();
     let mut checked = 0;
     for (name, d) in load_dashboards() {
