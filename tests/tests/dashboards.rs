@@ -176,24 +176,10 @@ fn spans(round: u8) -> ExportTraceServiceRequest {
         .map(|(si, service)| {
             let spans = (0..20u8)
                 .map(|i| Span {
-                    trace_id: vec![
-                        round,
-                        si as u8 + 1,
-                        i,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        7,
-                        1,
-                    ],
+                    trace_id: [round, si as u8 + 1, i]
+                        .into_iter()
+                        .chain([7; 13])
+                        .collect(),
                     span_id: vec![round, si as u8 + 1, i, 9, 9, 9, 9, 1],
                     name: if i % 2 == 0 {
                         "GET /items".into()
@@ -204,11 +190,11 @@ fn spans(round: u8) -> ExportTraceServiceRequest {
                     start_time_unix_nano: (now - (i as i64 + 1) * 7_000_000) as u64,
                     end_time_unix_nano: now as u64,
                     status: Some(Status {
-                        code: if i % 5 == 0 {
+                        code: i32::from(if i % 5 == 0 {
                             status::StatusCode::Error
                         } else {
                             status::StatusCode::Ok
-                        } as i32,
+                        }),
                         message: String::new(),
                     }),
                     ..Default::default()
