@@ -100,7 +100,8 @@ fn gen_py() -> PathBuf {
 // ---------------------------------------------------------------- data
 
 /// A cgroup v2 container of a pod plus its log directory, the way kubelet lays them out.
-fn fake_pod(root: &Path, ns: &str, pod: &str, uid: &str, container: &str, id: &str, cpu_usec: u64) {
+fn fake_pod(root: &Path, ns: &str, pod: &str, uid: &str, container: &str, id: &str, pid: u32) {
+    let cpu_usec = 1_000_000u64;
     let dir = root.join(format!("cgroup/kubepods/pod{uid}/{id}"));
     std::fs::create_dir_all(&dir).unwrap();
     let files = [
@@ -111,14 +112,25 @@ fn fake_pod(root: &Path, ns: &str, pod: &str, uid: &str, container: &str, id: &s
         ("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n".into()),
         ("io.stat", "8:0 rbytes=1048576 wbytes=2097152 rios=16 wios=32 dbytes=0 dios=0\n".into()),
         ("pids.current", "3\n".into()),
-        // this test process: the agent reads the pod's network counters through it
-        ("cgroup.procs", format!("{}\n", std::process::id())),
+        // a process in its own network namespace: the agent reads the pod's network
+        // counters through it
+        ("cgroup.procs", format!("{pid}\n")),
     ];
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let logs = root.join(format!("log/pods/{ns}_{pod}_{uid}/{container}"));
     std::fs::create_dir_all(&logs).unwrap();
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Appends CRI-format lines to a pod's container log.
@@ -569,16 +581,26 @@ fn dashboards_every_panel_runs_and_shows_data() {
             2u64,
         ),
     ];
+    // a real process in its own network namespace stands in for the pods' processes
+    let mut netns = KillOnDrop(
+        Command::new("unshare")
+            .args(["--net", "sleep", "600"])
+            .spawn()
+            .expect("spawn `unshare --net sleep 600` (util-linux, needs root)"),
+    );
+    let pid = netns.0.id();
+    wait_for("the unshare'd process", Duration::from_secs(10), || {
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+        let me = std::fs::read_link("/proc/self/ns/net").ok()?;
+        (ns != me).then_some(())
+    });
+    assert!(
+        netns.0.try_wait().unwrap().is_none(),
+        "unshare --net exited"
+    );
     for (ns, pod, uid, container, n) in pods {
-        fake_pod(
-            root,
-            ns,
-            pod,
-            uid,
-            container,
-            &format!("{:064x}", n),
-            1_000_000 * n,
-        );
+        let id = format!("{n:064x}");
+        fake_pod(root, ns, pod, uid, container, &id, pid);
     }
     let agent_data = root.join("agent-data");
     let http_addr = format!("127.0.0.1:{agent_port}");
