@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod ingest;
+pub mod logql;
 pub mod receiver;
 pub mod self_metrics;
 pub mod self_monitoring;

@@ -33,6 +33,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LokiQueryLabels {
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtocolLabels {
     protocol: String,
 }
@@ -78,6 +84,7 @@ pub struct SelfMetrics {
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     store: StoreMetrics,
     promql: PromqlMetrics,
+    loki_queries: Family<LokiQueryLabels, Counter>,
     /// Span metrics and self-monitoring (`crate::spanmetrics`, `crate::self_monitoring`).
     pub spanmetrics_spans: Counter,
     pub spanmetrics_overflow: Counter,
@@ -221,7 +228,14 @@ impl SelfMetrics {
             "Self-monitoring rounds that failed, by reason (scrape, write, rejected)",
             self_monitoring_errors.clone(),
         );
+        let loki_queries = Family::<LokiQueryLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_loki_queries",
+            "Loki API requests answered, by endpoint and outcome (success, bad_request, limit, error, unauthorized)",
+            loki_queries.clone(),
+        );
         SelfMetrics {
+            loki_queries,
             registry,
             rejected,
             received,
@@ -297,6 +311,16 @@ impl SelfMetrics {
         self.self_monitoring_errors
             .get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one answered Loki API request.
+    pub fn loki_query(&self, endpoint: &str, outcome: &str) {
+        self.loki_queries
+            .get_or_create(&LokiQueryLabels {
+                endpoint: endpoint.to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }
