@@ -91,10 +91,23 @@ fn python() -> PathBuf {
 }
 
 fn gen_py() -> PathBuf {
-    let shared = std::env::var_os("SIGHTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"));
-    shared.join("eval/peers/gen.py")
+    // `../shared` next to the repository (or next to the worktrees' folder)
+    let candidates: Vec<PathBuf> = match std::env::var_os("SIGHTLINE_SHARED") {
+        Some(s) => vec![PathBuf::from(s)],
+        None => vec![
+            repo_root().join("../shared"),
+            repo_root().join("../../shared"),
+        ],
+    };
+    let found = candidates
+        .iter()
+        .map(|s| s.join("eval/peers/gen.py"))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "the load generator gen.py is not in {candidates:?}/eval/peers (set SIGHTLINE_SHARED)"
+        )
+    })
 }
 
 // ---------------------------------------------------------------- data
