@@ -384,7 +384,7 @@ fn interpolate(expr: &str, vars: &BTreeMap<String, String>) -> String {
     ];
     all.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     // longest names first so $pod does not eat $pod_name
-    all.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    all.sort_by_key(|x| std::cmp::Reverse(x.0.len()));
     let mut out = expr.to_string();
     for (k, v) in &all {
         out = out
