@@ -168,9 +168,11 @@ async fn export<R: OtlpRequest>(
             );
         }
     };
+    let metadata = request.metadata();
     let translated = request.translate(&state.translate);
     match ingest(&state, &tenant, R::SIGNAL, "otlp_http", translated).await {
         Ok(outcome) => {
+            state.record_metadata(&tenant, metadata);
             let (ct, body) = encode(format, &R::response(&outcome));
             (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
         }
