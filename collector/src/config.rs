@@ -592,7 +592,8 @@ mod tests {
 
     #[test]
     fn query_limits() {
-        let cfg = Config::parse("query: {max_samples: 1000, timeout: 500ms, max_series: 7}\n").unwrap();
+        let cfg =
+            Config::parse("query: {max_samples: 1000, timeout: 500ms, max_series: 7}\n").unwrap();
         assert!(cfg.validate().is_empty());
         let l = cfg.query.limits();
         assert_eq!(l.max_samples, 1000);

@@ -119,8 +119,11 @@ impl MetadataStore {
         for (name, meta) in entries {
             if !metrics.contains_key(&name) && metrics.len() >= MAX_METRICS_PER_TENANT {
                 if !self.limit_logged.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(tenant, limit = MAX_METRICS_PER_TENANT,
-                        "metric metadata table is full; metadata of new metric names is dropped");
+                    tracing::warn!(
+                        tenant,
+                        limit = MAX_METRICS_PER_TENANT,
+                        "metric metadata table is full; metadata of new metric names is dropped"
+                    );
                 }
                 continue;
             }
@@ -239,7 +242,11 @@ fn unit_word(unit: &str, kind: MetricKind) -> String {
             n.strip_prefix(PROBE)
                 .map(|s| s.trim_start_matches('_').to_string())
         })
-        .map(|s| s.trim_end_matches("total").trim_end_matches('_').to_string())
+        .map(|s| {
+            s.trim_end_matches("total")
+                .trim_end_matches('_')
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -251,7 +258,9 @@ pub fn from_otlp(req: &ExportMetricsServiceRequest) -> Vec<(String, MetricMeta)>
             for m in &sm.metrics {
                 let (kind, type_name) = match &m.data {
                     Some(Data::Gauge(_)) => (MetricKind::Gauge, "gauge"),
-                    Some(Data::Sum(s)) if s.is_monotonic => (MetricKind::MonotonicCounter, "counter"),
+                    Some(Data::Sum(s)) if s.is_monotonic => {
+                        (MetricKind::MonotonicCounter, "counter")
+                    }
                     Some(Data::Sum(_)) => (MetricKind::NonMonotonicCounter, "gauge"),
                     Some(Data::Histogram(_)) | Some(Data::ExponentialHistogram(_)) => {
                         (MetricKind::Histogram, "histogram")
@@ -418,7 +427,10 @@ mod tests {
         assert_eq!(s.query("t", None, Some(1), None).len(), 1);
         assert_eq!(s.query("t", None, None, Some(1))["a"].len(), 1);
         assert_eq!(s.query("t", Some("b"), None, None).len(), 1);
-        assert!(s.query("t", Some("c"), None, None).is_empty(), "tenant scoped");
+        assert!(
+            s.query("t", Some("c"), None, None).is_empty(),
+            "tenant scoped"
+        );
         s.persist().unwrap();
         drop(s);
         let s = MetadataStore::open(dir.path()).unwrap();

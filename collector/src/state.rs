@@ -65,7 +65,11 @@ impl AppState {
 
     /// Merges metric metadata of a stored request into the tenant's table and
     /// schedules saving it.
-    pub fn record_metadata(&self, tenant: &str, entries: Vec<(String, crate::metadata::MetricMeta)>) {
+    pub fn record_metadata(
+        &self,
+        tenant: &str,
+        entries: Vec<(String, crate::metadata::MetricMeta)>,
+    ) {
         if self.metadata.record(tenant, entries) > 0 {
             self.metadata.schedule_persist();
         }

@@ -156,8 +156,22 @@ async fn metadata_from_otlp_and_remote_write_survives_restart() {
             "help": "Seconds the CPUs spent in each mode.", "unit": "seconds"}]})
     );
     assert_eq!(metadata(&c, "", &[]).await.as_object().unwrap().len(), 4);
-    assert_eq!(metadata(&c, "?limit=2", &[]).await.as_object().unwrap().len(), 2);
-    assert_eq!(metadata(&c, "?limit=-1", &[]).await.as_object().unwrap().len(), 4);
+    assert_eq!(
+        metadata(&c, "?limit=2", &[])
+            .await
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        metadata(&c, "?limit=-1", &[])
+            .await
+            .as_object()
+            .unwrap()
+            .len(),
+        4
+    );
     assert_eq!(metadata(&c, "?metric=nope", &[]).await, json!({}));
     assert_eq!(
         metadata(&c, "", &[("x-scope-orgid", "other")]).await,

@@ -82,15 +82,26 @@ async fn query_limits_samples_series_and_truncation() {
 
     // series / labels / label values: cut at max_series and at limit, with a warning
     let (s, v) = get_json(
-        &format!("{}/api/v1/series?match[]={}", c.http, urlencode(r#"{__name__=~"m.*"}"#)),
+        &format!(
+            "{}/api/v1/series?match[]={}",
+            c.http,
+            urlencode(r#"{__name__=~"m.*"}"#)
+        ),
         &[],
     )
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"].as_array().unwrap().len(), 3);
-    assert!(v["warnings"][0].as_str().unwrap().contains("max_series"), "{v}");
+    assert!(
+        v["warnings"][0].as_str().unwrap().contains("max_series"),
+        "{v}"
+    );
     assert_eq!(limit_hits(&c, "max_series").await, 2);
-    let (_, v) = get_json(&format!("{}/api/v1/label/__name__/values?limit=2", c.http), &[]).await;
+    let (_, v) = get_json(
+        &format!("{}/api/v1/label/__name__/values?limit=2", c.http),
+        &[],
+    )
+    .await;
     assert_eq!(v["data"], json!(["m0", "m1"]));
     assert_eq!(v["warnings"], json!(["results truncated due to limit"]));
     let (_, v) = get_json(&format!("{}/api/v1/labels?limit=1", c.http), &[]).await;
@@ -172,7 +183,13 @@ async fn query_limits_timeout() {
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["status"], "error");
     assert_eq!(v["errorType"], "timeout");
-    assert!(v["error"].as_str().unwrap().starts_with("query timed out in "), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("query timed out in "),
+        "{v}"
+    );
     assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
     assert_eq!(limit_hits(&c, "timeout").await, 1);
     // the collector still answers
@@ -188,7 +205,11 @@ fn query_limits_are_validated() {
     )
     .unwrap();
     let errs = cfg.validate().join("\n");
-    for key in ["query.max_samples", "query.timeout", "query.max_concurrency"] {
+    for key in [
+        "query.max_samples",
+        "query.timeout",
+        "query.max_concurrency",
+    ] {
         assert!(errs.contains(key), "{key} missing in {errs}");
     }
 }

@@ -12,7 +12,9 @@ use prost::Message;
 use serde_json::Value;
 use sightline_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use sightline_proto::otlp::common::v1::{any_value, AnyValue, KeyValue};
-use sightline_proto::otlp::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status, TracesData};
+use sightline_proto::otlp::trace::v1::{
+    status, ResourceSpans, ScopeSpans, Span, Status, TracesData,
+};
 
 const MS: i64 = 1_000_000;
 
@@ -116,10 +118,50 @@ async fn push(c: &TestCollector) -> i64 {
     let t_b = now - 60_000 * MS;
     let t_c = now - 2 * 3_600_000 * MS;
     let specs = [
-        SpanSpec { service: "api", trace: 0xaa, id: 1, parent: None, name: "GET /", start_ns: t_a, dur_ms: 200, status_code: Some(500), error: true },
-        SpanSpec { service: "db", trace: 0xaa, id: 2, parent: Some(1), name: "db query", start_ns: t_a + 10 * MS, dur_ms: 50, status_code: None, error: false },
-        SpanSpec { service: "api", trace: 0xbb, id: 3, parent: None, name: "GET /health", start_ns: t_b, dur_ms: 5, status_code: Some(200), error: false },
-        SpanSpec { service: "web", trace: 0xcc, id: 4, parent: None, name: "POST /cart", start_ns: t_c, dur_ms: 1000, status_code: Some(201), error: false },
+        SpanSpec {
+            service: "api",
+            trace: 0xaa,
+            id: 1,
+            parent: None,
+            name: "GET /",
+            start_ns: t_a,
+            dur_ms: 200,
+            status_code: Some(500),
+            error: true,
+        },
+        SpanSpec {
+            service: "db",
+            trace: 0xaa,
+            id: 2,
+            parent: Some(1),
+            name: "db query",
+            start_ns: t_a + 10 * MS,
+            dur_ms: 50,
+            status_code: None,
+            error: false,
+        },
+        SpanSpec {
+            service: "api",
+            trace: 0xbb,
+            id: 3,
+            parent: None,
+            name: "GET /health",
+            start_ns: t_b,
+            dur_ms: 5,
+            status_code: Some(200),
+            error: false,
+        },
+        SpanSpec {
+            service: "web",
+            trace: 0xcc,
+            id: 4,
+            parent: None,
+            name: "POST /cart",
+            start_ns: t_c,
+            dur_ms: 1000,
+            status_code: Some(201),
+            error: false,
+        },
     ];
     // two requests, so the newer trace is in a newer memtable batch
     for part in [vec![&specs[0], &specs[1], &specs[3]], vec![&specs[2]]] {
@@ -142,18 +184,41 @@ async fn check_search(c: &TestCollector, t_c: i64) {
     assert_eq!(a["rootServiceName"], "api");
     assert_eq!(a["rootTraceName"], "GET /");
     assert_eq!(a["durationMs"], 200);
-    assert!(a["startTimeUnixNano"].as_str().unwrap().parse::<i64>().is_ok());
+    assert!(a["startTimeUnixNano"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .is_ok());
     assert_eq!(v["metrics"]["inspectedTraces"], 2);
-    assert!(v["metrics"]["inspectedBytes"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    assert!(
+        v["metrics"]["inspectedBytes"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
 
     // tags (logfmt, case-insensitive substring), durations, limit
     let tags = |t: &str| format!("tags={}", urlencode(t));
-    assert_eq!(trace_ids(&search(c, &tags("service.name=api")).await), vec!["bb", "aa"]);
+    assert_eq!(
+        trace_ids(&search(c, &tags("service.name=api")).await),
+        vec!["bb", "aa"]
+    );
     let v = search(c, &tags("service.name=DB")).await;
     assert_eq!(trace_ids(&v), vec!["aa"]);
-    assert_eq!(v["traces"][0]["rootServiceName"], "api", "the root's service");
-    assert_eq!(trace_ids(&search(c, &tags("service.name=api http.status_code=500")).await), vec!["aa"]);
-    assert_eq!(trace_ids(&search(c, &tags("name=health")).await), vec!["bb"]);
+    assert_eq!(
+        v["traces"][0]["rootServiceName"], "api",
+        "the root's service"
+    );
+    assert_eq!(
+        trace_ids(&search(c, &tags("service.name=api http.status_code=500")).await),
+        vec!["aa"]
+    );
+    assert_eq!(
+        trace_ids(&search(c, &tags("name=health")).await),
+        vec!["bb"]
+    );
     assert!(trace_ids(&search(c, &tags("service.name=nope")).await).is_empty());
     assert_eq!(trace_ids(&search(c, "minDuration=100ms").await), vec!["aa"]);
     assert_eq!(trace_ids(&search(c, "maxDuration=10ms").await), vec!["bb"]);
@@ -180,17 +245,34 @@ async fn check_search(c: &TestCollector, t_c: i64) {
         .collect();
     assert_eq!(keys, vec!["service.name", "http.status_code"]);
     assert_eq!(v["traces"][0]["spanSets"][0], *set);
-    assert_eq!(trace_ids(&search(c, &q("{ status = error }")).await), vec!["aa"]);
-    assert_eq!(trace_ids(&search(c, &q(r#"{ .service.name = "db" }"#)).await), vec!["aa"]);
-    assert_eq!(trace_ids(&search(c, &q(r#"{ name =~ "GET.*" && duration < 10ms }"#)).await), vec!["bb"]);
+    assert_eq!(
+        trace_ids(&search(c, &q("{ status = error }")).await),
+        vec!["aa"]
+    );
+    assert_eq!(
+        trace_ids(&search(c, &q(r#"{ .service.name = "db" }"#)).await),
+        vec!["aa"]
+    );
+    assert_eq!(
+        trace_ids(&search(c, &q(r#"{ name =~ "GET.*" && duration < 10ms }"#)).await),
+        vec!["bb"]
+    );
     assert_eq!(trace_ids(&search(c, &q("{}")).await).len(), 2);
 
     // an explicit range finds the old trace
-    let range = format!("start={}&end={}", t_c / 1_000_000_000 - 1, t_c / 1_000_000_000 + 1);
+    let range = format!(
+        "start={}&end={}",
+        t_c / 1_000_000_000 - 1,
+        t_c / 1_000_000_000 + 1
+    );
     let v = search(c, &range).await;
     assert_eq!(trace_ids(&v), vec!["cc"], "{v}");
     assert_eq!(v["traces"][0]["durationMs"], 1000);
-    let v = search(c, &format!("{range}&{}", q(r#"{ resource.service.name = "web" }"#))).await;
+    let v = search(
+        c,
+        &format!("{range}&{}", q(r#"{ resource.service.name = "web" }"#)),
+    )
+    .await;
     assert_eq!(trace_ids(&v), vec!["cc"]);
 
     // bad requests are 400 with a message
@@ -211,32 +293,67 @@ async fn check_search(c: &TestCollector, t_c: i64) {
 async fn check_tags(c: &TestCollector) {
     let (s, v) = get_json(&format!("{}/api/search/tags", c.http), &[]).await;
     assert_eq!(s, 200, "{v}");
-    let names: Vec<&str> = v["tagNames"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
-    assert_eq!(names, vec!["http.method", "http.status_code", "service.name"]);
+    let names: Vec<&str> = v["tagNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["http.method", "http.status_code", "service.name"]
+    );
     let (_, v) = get_json(&format!("{}/api/search/tags?scope=intrinsic", c.http), &[]).await;
-    assert!(v["tagNames"].as_array().unwrap().contains(&Value::from("name")));
+    assert!(v["tagNames"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("name")));
     let (s, _) = get(&format!("{}/api/search/tags?scope=bogus", c.http), &[]).await;
     assert_eq!(s, 400);
 
     let (s, v) = get_json(&format!("{}/api/v2/search/tags", c.http), &[]).await;
     assert_eq!(s, 200, "{v}");
-    let scopes: Vec<&str> = v["scopes"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    let scopes: Vec<&str> = v["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
     assert_eq!(scopes, vec!["resource", "span", "intrinsic"]);
     assert_eq!(v["scopes"][0]["tags"], serde_json::json!(["service.name"]));
-    assert_eq!(v["scopes"][1]["tags"], serde_json::json!(["http.method", "http.status_code"]));
+    assert_eq!(
+        v["scopes"][1]["tags"],
+        serde_json::json!(["http.method", "http.status_code"])
+    );
     let (_, v) = get_json(&format!("{}/api/v2/search/tags?scope=span", c.http), &[]).await;
     assert_eq!(v["scopes"].as_array().unwrap().len(), 1);
 
-    let (s, v) = get_json(&format!("{}/api/search/tag/service.name/values", c.http), &[]).await;
+    let (s, v) = get_json(
+        &format!("{}/api/search/tag/service.name/values", c.http),
+        &[],
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["tagValues"], serde_json::json!(["api", "db"]), "web is older than an hour");
+    assert_eq!(
+        v["tagValues"],
+        serde_json::json!(["api", "db"]),
+        "web is older than an hour"
+    );
 
-    let (_, v) = get_json(&format!("{}/api/v2/search/tag/resource.service.name/values", c.http), &[]).await;
+    let (_, v) = get_json(
+        &format!("{}/api/v2/search/tag/resource.service.name/values", c.http),
+        &[],
+    )
+    .await;
     assert_eq!(
         v["tagValues"],
         serde_json::json!([{"type": "string", "value": "api"}, {"type": "string", "value": "db"}])
     );
-    let (_, v) = get_json(&format!("{}/api/v2/search/tag/span.http.status_code/values", c.http), &[]).await;
+    let (_, v) = get_json(
+        &format!("{}/api/v2/search/tag/span.http.status_code/values", c.http),
+        &[],
+    )
+    .await;
     assert_eq!(
         v["tagValues"],
         serde_json::json!([{"type": "int", "value": "200"}, {"type": "int", "value": "500"}])
@@ -247,13 +364,20 @@ async fn check_tags(c: &TestCollector) {
         urlencode("{ span.http.status_code = 500 }")
     );
     let (_, v) = get_json(&url, &[]).await;
-    assert_eq!(v["tagValues"], serde_json::json!([{"type": "string", "value": "api"}]));
+    assert_eq!(
+        v["tagValues"],
+        serde_json::json!([{"type": "string", "value": "api"}])
+    );
     let (_, v) = get_json(&format!("{}/api/v2/search/tag/status/values", c.http), &[]).await;
     assert_eq!(
         v["tagValues"],
         serde_json::json!([{"type": "keyword", "value": "error"}, {"type": "keyword", "value": "unset"}])
     );
-    let (s, _) = get(&format!("{}/api/v2/search/tag/nonsense/values", c.http), &[]).await;
+    let (s, _) = get(
+        &format!("{}/api/v2/search/tag/nonsense/values", c.http),
+        &[],
+    )
+    .await;
     assert_eq!(s, 400);
 }
 
@@ -265,7 +389,11 @@ struct TraceByIdResponse {
 
 async fn check_trace_by_id(c: &TestCollector) {
     let id = "aa".repeat(16);
-    let (s, ct, body) = get_bytes(&format!("{}/api/traces/{id}", c.http), "application/protobuf").await;
+    let (s, ct, body) = get_bytes(
+        &format!("{}/api/traces/{id}", c.http),
+        "application/protobuf",
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(ct, "application/protobuf");
     let data = TracesData::decode(&body[..]).unwrap();
@@ -280,7 +408,11 @@ async fn check_trace_by_id(c: &TestCollector) {
     assert_eq!(spans[0].status.as_ref().unwrap().code, 2);
     assert_eq!(spans[1].parent_span_id, vec![1; 8]);
 
-    let (s, ct, body) = get_bytes(&format!("{}/api/v2/traces/{id}", c.http), "application/protobuf").await;
+    let (s, ct, body) = get_bytes(
+        &format!("{}/api/v2/traces/{id}", c.http),
+        "application/protobuf",
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(ct, "application/protobuf");
     let wrapped = TraceByIdResponse::decode(&body[..]).unwrap();
@@ -316,7 +448,8 @@ async fn tempo_search_tags_and_traces_like_grafana() {
 
     let (_, text) = get(&format!("{}/metrics", c.http), &[]).await;
     assert!(
-        text.lines().any(|l| l.starts_with(r#"sightline_collector_requests_total{protocol="tempo_api",code="200"}"#)),
+        text.lines().any(|l| l
+            .starts_with(r#"sightline_collector_requests_total{protocol="tempo_api",code="200"}"#)),
         "{text}"
     );
     assert!(text.contains(r#"sightline_collector_requests_total{protocol="tempo_api",code="400"}"#));

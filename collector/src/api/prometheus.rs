@@ -255,7 +255,8 @@ where
 {
     let started = Instant::now();
     let limit = state.query.timeout;
-    let permit = match tokio::time::timeout(limit, state.query_slots.clone().acquire_owned()).await {
+    let permit = match tokio::time::timeout(limit, state.query_slots.clone().acquire_owned()).await
+    {
         Ok(Ok(p)) => p,
         Ok(Err(_)) => {
             return Err(ApiError {
@@ -292,8 +293,12 @@ where
         Ok(r) => Ok(success(r.to_prometheus_json())),
         Err(e) => {
             match &e {
-                sightline_promql::Error::TooManySamples => state.metrics.query_limit_hit("max_samples"),
-                sightline_promql::Error::TooManySeries(_) => state.metrics.query_limit_hit("max_series"),
+                sightline_promql::Error::TooManySamples => {
+                    state.metrics.query_limit_hit("max_samples")
+                }
+                sightline_promql::Error::TooManySeries(_) => {
+                    state.metrics.query_limit_hit("max_series")
+                }
                 sightline_promql::Error::Timeout(_) => state.metrics.query_limit_hit("timeout"),
                 _ => {}
             }

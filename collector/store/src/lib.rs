@@ -44,11 +44,11 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use matcher::{MatchOp, Matcher};
-pub use span_search::SpanScan;
 pub use model::{
     AttrValue, Attributes, Label, Labels, LogRecord, Sample, Series, SpanRecord, WriteBatch,
     METRIC_NAME,
 };
+pub use span_search::SpanScan;
 
 /// Errors of the store. [`Error::is_retryable`] tells receivers whether the sender
 /// should retry (unavailable) or not (bad request).

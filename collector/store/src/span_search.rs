@@ -262,7 +262,10 @@ mod tests {
         let hour = 3_600_000_000_000i64;
         // older spans go to a part, newer stay in the memtable
         store
-            .write("t", WriteBatch::Spans(vec![span(1, 1, hour), span(1, 2, hour + 10)]))
+            .write(
+                "t",
+                WriteBatch::Spans(vec![span(1, 1, hour), span(1, 2, hour + 10)]),
+            )
             .await
             .unwrap();
         store.flush().await.unwrap();
@@ -295,6 +298,10 @@ mod tests {
         let ranged = store.scan_spans("t", hour + 5, hour + 20, 100).unwrap();
         assert_eq!(ranged.spans.len(), 1);
         assert_eq!(ranged.spans[0].span_id[0], 2);
-        assert!(store.scan_spans("nobody", 0, i64::MAX, 10).unwrap().spans.is_empty());
+        assert!(store
+            .scan_spans("nobody", 0, i64::MAX, 10)
+            .unwrap()
+            .spans
+            .is_empty());
     }
 }

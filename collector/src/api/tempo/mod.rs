@@ -122,9 +122,11 @@ async fn trace_response(
     };
     let store = state.store.clone();
     let tid = trace_id.clone();
-    let spans = tokio::task::spawn_blocking(move || store.select_spans(&tenant, Some(tid.as_slice()), start, end))
-        .await
-        .map_err(|e| e.to_string());
+    let spans = tokio::task::spawn_blocking(move || {
+        store.select_spans(&tenant, Some(tid.as_slice()), start, end)
+    })
+    .await
+    .map_err(|e| e.to_string());
     let spans = match spans {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -135,7 +137,12 @@ async fn trace_response(
             };
             return text(status, e.to_string());
         }
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("trace task failed: {e}")),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("trace task failed: {e}"),
+            )
+        }
     };
     if spans.is_empty() {
         return text(

@@ -150,8 +150,7 @@ pub(super) fn group(spans: Vec<SpanRecord>) -> Vec<TraceGroup> {
                 trace_id,
                 start_ns: start,
                 // what Tempo shows while the root span is missing
-                root_service: root_service
-                    .unwrap_or_else(|| "<root span not yet received>".into()),
+                root_service: root_service.unwrap_or_else(|| "<root span not yet received>".into()),
                 root_name: root_name.unwrap_or_default(),
                 facts,
                 spans,
@@ -241,7 +240,11 @@ async fn run(state: &Arc<AppState>, headers: &HeaderMap, params: &Params) -> Res
             .map(|v| {
                 traceql::parse_go_duration_ns(v)
                     .filter(|d| *d >= 0)
-                    .ok_or_else(|| bad(format!("invalid {name} {v:?}: expected a duration like 100ms or 1.5s")))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "invalid {name} {v:?}: expected a duration like 100ms or 1.5s"
+                        ))
+                    })
             })
             .transpose()
     };
@@ -399,7 +402,11 @@ mod tests {
         assert_eq!(g[0].facts.duration_ns, 45);
         let g = group(vec![mk(2, Some(1), 10, 50, "db")]);
         assert_eq!(g[0].root_service, "<root span not yet received>");
-        assert!(tag_matches(&mk(2, Some(1), 0, 1, "Checkout"), "service.name", "check"));
+        assert!(tag_matches(
+            &mk(2, Some(1), 0, 1, "Checkout"),
+            "service.name",
+            "check"
+        ));
         assert!(tag_matches(&mk(2, Some(1), 0, 1, "x"), "name", "OP2"));
         assert!(!tag_matches(&mk(2, Some(1), 0, 1, "x"), "missing", "a"));
     }

@@ -115,13 +115,18 @@ pub async fn tags_v1(
             let limit = count_param(&params, "limit", usize::MAX)?;
             let (span, resource, bytes) = names(&state, &headers, &params).await?;
             let tags: Vec<String> = match scope {
-                TagScope::All => limited(span.into_iter().chain(resource).collect::<BTreeSet<_>>(), limit),
+                TagScope::All => limited(
+                    span.into_iter().chain(resource).collect::<BTreeSet<_>>(),
+                    limit,
+                ),
                 TagScope::Span => limited(span, limit),
                 TagScope::Resource => limited(resource, limit),
                 TagScope::Intrinsic => limited(INTRINSICS.iter().map(|s| s.to_string()), limit),
                 TagScope::Unindexed => Vec::new(),
             };
-            Ok::<_, Reject>(json!({"tagNames": tags, "metrics": {"inspectedBytes": bytes.to_string()}}))
+            Ok::<_, Reject>(
+                json!({"tagNames": tags, "metrics": {"inspectedBytes": bytes.to_string()}}),
+            )
         }
         .await,
     )
@@ -149,7 +154,9 @@ pub async fn tags_v2(
                 let i = INTRINSICS.iter().map(|s| s.to_string());
                 scopes.push(json!({"name": "intrinsic", "tags": limited(i, limit)}));
             }
-            Ok::<_, Reject>(json!({"scopes": scopes, "metrics": {"inspectedBytes": bytes.to_string()}}))
+            Ok::<_, Reject>(
+                json!({"scopes": scopes, "metrics": {"inspectedBytes": bytes.to_string()}}),
+            )
         }
         .await,
     )
@@ -255,8 +262,8 @@ pub async fn tag_values_v2(
     respond(
         async {
             let limit = count_param(&params, "limit", usize::MAX)?;
-            let field = traceql::parse_field(&tag)
-                .map_err(|e| bad(format!("invalid tag {tag:?}: {e}")))?;
+            let field =
+                traceql::parse_field(&tag).map_err(|e| bad(format!("invalid tag {tag:?}: {e}")))?;
             let filter = params.get("q").and_then(|q| traceql::parse(q).ok());
             let (vals, bytes) = values(&state, &headers, &params, field, filter).await?;
             let list: Vec<Value> = vals
@@ -264,7 +271,9 @@ pub async fn tag_values_v2(
                 .take(limit)
                 .map(|(t, v)| json!({"type": t, "value": v}))
                 .collect();
-            Ok::<_, Reject>(json!({"tagValues": list, "metrics": {"inspectedBytes": bytes.to_string()}}))
+            Ok::<_, Reject>(
+                json!({"tagValues": list, "metrics": {"inspectedBytes": bytes.to_string()}}),
+            )
         }
         .await,
     )

@@ -290,7 +290,8 @@ impl<'a> Parser<'a> {
         let lit = self.literal()?;
         let lit = match (op, lit) {
             (Op::Re | Op::NotRe, Lit::Str(s)) => Lit::Regex(
-                Regex::new(&format!("^(?:{s})$")).map_err(|e| format!("invalid regex {s:?}: {e}"))?,
+                Regex::new(&format!("^(?:{s})$"))
+                    .map_err(|e| format!("invalid regex {s:?}: {e}"))?,
             ),
             (Op::Re | Op::NotRe, _) => return Err("=~ and !~ need a string".into()),
             (_, l) => l,
@@ -640,18 +641,29 @@ mod tests {
 
     #[test]
     fn grafana_builder_queries() {
-        assert!(m(r#"{ resource.service.name = "api" && span.http.status_code >= 500 && duration > 100ms && name = "GET /" }"#));
-        assert!(!m(r#"{ resource.service.name = "web" && span.http.status_code >= 500 }"#));
+        assert!(m(
+            r#"{ resource.service.name = "api" && span.http.status_code >= 500 && duration > 100ms && name = "GET /" }"#
+        ));
+        assert!(!m(
+            r#"{ resource.service.name = "web" && span.http.status_code >= 500 }"#
+        ));
         assert!(!m(r#"{ duration > 1s }"#));
-        assert!(m(r#"{ .service.name = "api" }"#), "unscoped falls back to resource");
+        assert!(
+            m(r#"{ .service.name = "api" }"#),
+            "unscoped falls back to resource"
+        );
         assert!(!m(r#"{ span.service.name = "api" }"#));
         assert!(m(r#"{ status = error && kind = server }"#));
         assert!(!m(r#"{ status = ok }"#));
         assert!(m(r#"{ .service.name =~ "a.*" && name !~ "POST.*" }"#));
         assert!(m(r#"{ span.retry }"#));
         assert!(m(r#"{ span.ratio < 1.0 && span.missing = nil }"#));
-        assert!(m(r#"{ rootServiceName = "api" && traceDuration >= 200ms }"#));
-        assert!(m(r#"{ name = "x" || (status = error && statusMessage = `upstream`) }"#));
+        assert!(m(
+            r#"{ rootServiceName = "api" && traceDuration >= 200ms }"#
+        ));
+        assert!(m(
+            r#"{ name = "x" || (status = error && statusMessage = `upstream`) }"#
+        ));
         assert!(m("{}"));
         assert!(m(""));
         assert!(m("{ true }"));
@@ -680,7 +692,10 @@ mod tests {
             parse_field("resource.service.name").unwrap(),
             Field::Attr(Scope::Resource, "service.name".into())
         );
-        assert_eq!(parse_field(".http.method").unwrap(), Field::Attr(Scope::Any, "http.method".into()));
+        assert_eq!(
+            parse_field(".http.method").unwrap(),
+            Field::Attr(Scope::Any, "http.method".into())
+        );
         assert_eq!(parse_field("span:status").unwrap(), Field::Status);
         assert!(parse_field("nope").is_err());
         assert_eq!(parse_go_duration_ns("1.5s"), Some(1_500_000_000));
