@@ -49,7 +49,7 @@ pub(super) fn time_range(params: &Params, now_ms: i64) -> Result<(i64, i64), Rej
         match params.get(name) {
             None => Ok(None),
             Some(v) => match v.trim().parse::<f64>() {
-                Ok(f) if f.is_finite() && f >= 0.0 && f < 9.2e9 => Ok(Some((f * 1e9) as i64)),
+                Ok(f) if (0.0..9.2e9).contains(&f) => Ok(Some((f * 1e9) as i64)),
                 _ => Err(bad(format!(
                     "invalid {name} {v:?}: expected unix epoch seconds"
                 ))),
@@ -293,7 +293,7 @@ async fn run(state: &Arc<AppState>, headers: &HeaderMap, params: &Params) -> Res
             hits.push((g, matched));
         }
     }
-    hits.sort_by(|a, b| b.0.start_ns.cmp(&a.0.start_ns));
+    hits.sort_by_key(|h| std::cmp::Reverse(h.0.start_ns));
     hits.truncate(limit);
     let with_spansets = matches!(filter, Filter::TraceQl(_));
     let traces: Vec<Value> = hits

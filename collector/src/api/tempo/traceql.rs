@@ -574,10 +574,10 @@ impl Cond {
 
     fn collect_attrs(&self, out: &mut Vec<(Scope, String)>) {
         match self {
-            Cond::Cmp(Field::Attr(s, n), _, _) | Cond::IsTrue(Field::Attr(s, n)) => {
-                if !out.iter().any(|(os, on)| os == s && on == n) {
-                    out.push((*s, n.clone()));
-                }
+            Cond::Cmp(Field::Attr(s, n), _, _) | Cond::IsTrue(Field::Attr(s, n))
+                if !out.iter().any(|(os, on)| os == s && on == n) =>
+            {
+                out.push((*s, n.clone()));
             }
             Cond::And(a, b) | Cond::Or(a, b) => {
                 a.collect_attrs(out);
