@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod ingest;
+pub mod logql;
 pub mod metadata;
 pub mod receiver;
 pub mod self_metrics;

@@ -38,6 +38,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LokiQueryLabels {
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtocolLabels {
     protocol: String,
 }
@@ -84,6 +90,7 @@ pub struct SelfMetrics {
     limit_hits: Family<LimitLabels, Counter>,
     store: StoreMetrics,
     promql: PromqlMetrics,
+    loki_queries: Family<LokiQueryLabels, Counter>,
 }
 
 impl Default for SelfMetrics {
@@ -197,7 +204,14 @@ impl SelfMetrics {
             "Samples loaded from storage by PromQL queries",
             promql.samples_loaded.clone(),
         );
+        let loki_queries = Family::<LokiQueryLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_loki_queries",
+            "Loki API requests answered, by endpoint and outcome (success, bad_request, limit, error, unauthorized)",
+            loki_queries.clone(),
+        );
         SelfMetrics {
+            loki_queries,
             registry,
             rejected,
             received,
@@ -262,6 +276,16 @@ impl SelfMetrics {
                 protocol: protocol.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// Counts one answered Loki API request.
+    pub fn loki_query(&self, endpoint: &str, outcome: &str) {
+        self.loki_queries
+            .get_or_create(&LokiQueryLabels {
+                endpoint: endpoint.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Encodes everything, after copying `stats` into the store metrics.

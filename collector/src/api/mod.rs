@@ -52,7 +52,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(prometheus::format_query).post(prometheus::format_query),
         )
         .route("/api/v1/status/buildinfo", get(prometheus::buildinfo))
-        .route("/loki/api/v1/query_range", get(loki::query_range))
+        .route(
+            "/loki/api/v1/query_range",
+            get(loki::query_range).post(loki::query_range),
+        )
+        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
+        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(loki::label_values).post(loki::label_values),
+        )
+        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(loki::index_stats).post(loki::index_stats),
+        )
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/api/traces/{id}", get(tempo::trace_by_id))
         .route("/api/v2/traces/{id}", get(tempo::trace_by_id_v2))
         .route("/api/echo", get(tempo::echo))
