@@ -21,6 +21,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ItemLabels {
     signal: String,
     protocol: String,
@@ -82,6 +87,7 @@ pub struct SelfMetrics {
     received: Family<ItemLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
+    limit_hits: Family<LimitLabels, Counter>,
     store: StoreMetrics,
     promql: PromqlMetrics,
     loki_queries: Family<LokiQueryLabels, Counter>,
@@ -127,6 +133,12 @@ impl SelfMetrics {
             "sightline_collector_request_duration_seconds",
             "Time to answer a request, by protocol",
             duration.clone(),
+        );
+        let limit_hits = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_query_limit_hits",
+            "Read requests that hit a query limit (max_samples, max_series, timeout, search_spans, ...)",
+            limit_hits.clone(),
         );
         let store = StoreMetrics {
             wal_records: Counter::default(),
@@ -241,6 +253,7 @@ impl SelfMetrics {
             received,
             requests,
             duration,
+            limit_hits,
             store,
             promql,
             spanmetrics_spans,
@@ -269,6 +282,16 @@ impl SelfMetrics {
                 reason: reason.to_string(),
             })
             .get()
+    }
+
+    /// Counts one read request that hit `limit` (`max_samples`, `max_series`,
+    /// `timeout`, `search_spans`, ...).
+    pub fn query_limit_hit(&self, limit: &str) {
+        self.limit_hits
+            .get_or_create(&LimitLabels {
+                limit: limit.to_string(),
+            })
+            .inc();
     }
 
     /// Counts items accepted into the store.
@@ -374,6 +397,7 @@ mod tests {
         m.rejected("out_of_order", 3);
         m.received("metrics", "grpc", 10);
         m.request("grpc", "Ok", 0.01);
+        m.query_limit_hit("max_samples");
         let stats = StoreStats {
             wal_fsyncs_total: 7,
             series_total: 5,
@@ -393,6 +417,10 @@ mod tests {
         ));
         assert!(text.contains(r#"sightline_collector_requests_total{protocol="grpc",code="Ok"} 1"#));
         assert!(text.contains("sightline_collector_request_duration_seconds_bucket"));
+        assert!(
+            text.contains(r#"sightline_collector_query_limit_hits_total{limit="max_samples"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains("sightline_store_wal_fsyncs_total 7"),
             "{text}"
