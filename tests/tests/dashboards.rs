@@ -571,6 +571,9 @@ fn dashboards_every_panel_runs_and_shows_data() {
         ..Default::default()
     });
     let http = c.http();
+    // one bad request early (so its counter has history), for the "Rejected" panel
+    let reply = push_body(&http, b"not snappy").unwrap();
+    assert!((400..500).contains(&reply.status), "{}", reply.body);
 
     // Kubernetes-shaped containers and pod logs for the agent
     std::fs::create_dir_all(root.join("cgroup")).unwrap();
@@ -652,9 +655,6 @@ fn dashboards_every_panel_runs_and_shows_data() {
         std::thread::sleep(Duration::from_millis(1500));
     }
     load_generator_data(&http, root);
-    // one bad request, so the "Rejected" panel has a reason to show
-    let reply = push_body(&http, b"not snappy").unwrap();
-    assert!((400..500).contains(&reply.status), "{}", reply.body);
 
     // wait until every kind of data is queryable, and rate() has two samples
     let now = || now_ms() as f64 / 1000.0;
