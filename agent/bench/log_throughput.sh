@@ -4,6 +4,7 @@
 #
 #   agent/bench/log_throughput.sh [--lines 2000000] [--pods 8] [--no-build]
 #                                 [--agent-config FILE]   (extra YAML for the agent)
+# SIGHTLINE_AGENT_BIN / SIGHTLINE_COLLECTOR_BIN: use these binaries instead of building.
 #
 # 1. Writes --lines CRI-format lines (timestamps, stdout/stderr, mixed messages of
 #    ~100-200 bytes: logfmt, JSON, klog, access logs; 1 % Java stack traces of 4 lines,
@@ -42,11 +43,14 @@ done
 
 die() { echo "log_throughput.sh: $*" >&2; exit 1; }
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+AGENT="${SIGHTLINE_AGENT_BIN:-$TARGET/release/sightline-agent}"
+COLLECTOR="${SIGHTLINE_COLLECTOR_BIN:-$TARGET/release/sightline-collector}"
 if [[ "$BUILD" -eq 1 ]]; then
-  (cd "$REPO" && cargo build --release -q -p sightline-agent -p sightline-collector)
+  pkgs=()
+  [[ -n "${SIGHTLINE_AGENT_BIN:-}" ]] || pkgs+=(-p sightline-agent)
+  [[ -n "${SIGHTLINE_COLLECTOR_BIN:-}" ]] || pkgs+=(-p sightline-collector)
+  [[ ${#pkgs[@]} -eq 0 ]] || (cd "$REPO" && cargo build --release -q "${pkgs[@]}")
 fi
-AGENT="$TARGET/release/sightline-agent"
-COLLECTOR="$TARGET/release/sightline-collector"
 [[ -x "$AGENT" && -x "$COLLECTOR" ]] || die "release binaries missing in $TARGET/release"
 
 T="$(mktemp -d /var/tmp/sightline-logbench.XXXXXX)"
@@ -175,7 +179,7 @@ end_ns="$(date +%s%N)"
 agent_cpu="$(cpu_s "$AGENT_PID")"
 collector_cpu1="$(cpu_s "$COLLECTOR_PID")"
 agent_rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$AGENT_PID/status")"
-agent_addr="$(cat "$T/agent.addr" 2>/dev/null || true)"
+agent_addr="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$T/agent.addr" 2>/dev/null || true)"
 read_lines="$(curl -s "http://$agent_addr/metrics" | awk '/^sightline_agent_log_lines_read_total/ { print $NF }')"
 
 python3 - "$LINES" "$EXPECTED" "$n" "$BYTES" "$start_ns" "$end_ns" "$agent_cpu" \

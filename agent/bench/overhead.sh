@@ -4,6 +4,7 @@
 #
 #   agent/bench/overhead.sh [--duration 120] [--warmup 15] [--containers 100] [--interval 10]
 #                           [--only NAME[,NAME...]] [--no-build]
+# SIGHTLINE_AGENT_BIN / SIGHTLINE_COLLECTOR_BIN: use these binaries instead of building.
 #
 # Set-up (undone on exit, also on failure or Ctrl-C):
 # - N "containers" as a runtime makes them on cgroup v1: real groups in
@@ -65,11 +66,14 @@ for b in prometheus-node-exporter netdata collectd; do
 done
 
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+AGENT="${SIGHTLINE_AGENT_BIN:-$TARGET/release/sightline-agent}"
+COLLECTOR="${SIGHTLINE_COLLECTOR_BIN:-$TARGET/release/sightline-collector}"
 if [[ "$BUILD" -eq 1 ]]; then
-  (cd "$REPO" && cargo build --release -q -p sightline-agent -p sightline-collector)
+  pkgs=()
+  [[ -n "${SIGHTLINE_AGENT_BIN:-}" ]] || pkgs+=(-p sightline-agent)
+  [[ -n "${SIGHTLINE_COLLECTOR_BIN:-}" ]] || pkgs+=(-p sightline-collector)
+  [[ ${#pkgs[@]} -eq 0 ]] || (cd "$REPO" && cargo build --release -q "${pkgs[@]}")
 fi
-AGENT="$TARGET/release/sightline-agent"
-COLLECTOR="$TARGET/release/sightline-collector"
 [[ -x "$AGENT" && -x "$COLLECTOR" ]] || die "release binaries missing in $TARGET/release"
 
 T="$(mktemp -d /var/tmp/sightline-overhead.XXXXXX)"
@@ -184,6 +188,13 @@ measure sightline-agent -- "$AGENT" --config "$T/agent.yaml" --endpoint "http://
   --interval "${INTERVAL}s" --data-dir "$T/agent-data" --pod-logs-root "$T/pods" \
   --cgroup-root /sys/fs/cgroup --http-addr 127.0.0.1:0
 
+if [[ ",$ONLY," == *",sightline-agent,"* ]]; then
+  q='count(count by (container_id) (container_cpu_time_seconds_total{container_id=~"'"$(printf '%056x' $$)"'.*"}))'
+  SEEN="$(curl -s -G "http://$HTTP/api/v1/query" --data-urlencode "query=$q" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')"
+  echo "the collector has CPU series of $SEEN of the $N bench containers" >&2
+fi
+
 # --- node_exporter ------------------------------------------------------------------------
 port="$(free_port)"
 measure node_exporter --scrape-url "http://127.0.0.1:$port/metrics" --scrape-interval "$INTERVAL" \
@@ -242,16 +253,17 @@ measure collectd --scrape-url "http://127.0.0.1:$port/metrics" --scrape-interval
 stored="$(curl -s "http://$HTTP/metrics" | awk '/^sightline_collector_received_items_total/ { s += $NF } END { print s + 0 }')"
 
 # --- table --------------------------------------------------------------------------------
-python3 - "$T/results" "$N" "$INTERVAL" "$DURATION" "$stored" <<'EOF'
+python3 - "$T/results" "$N" "$INTERVAL" "$DURATION" "$stored" "${SEEN:-?}" <<'EOF'
 import json, os, sys
-results, n, interval, duration, stored = sys.argv[1:6]
+results, n, interval, duration, stored, seen = sys.argv[1:7]
 rows = []
 for name in ["sightline-agent", "node_exporter", "netdata", "collectd"]:
     p = os.path.join(results, name + ".json")
     if os.path.exists(p):
         rows.append(json.load(open(p)))
 print(f"{n} containers, {interval} s interval, {duration} s measured per agent; "
-      f"collector received {stored} items from sightline-agent\n")
+      f"collector received {stored} items from sightline-agent, with CPU series of {seen} "
+      f"bench containers\n")
 print("| agent | CPU % of one core | CPU s | RSS avg MiB | RSS max MiB | PSS avg MiB | PSS max MiB | processes |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
