@@ -44,11 +44,8 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = resolve(&cli.run)?;
-    // One worker: the agent's async work (export, HTTP, discovery wake-ups) is light and
-    // file reading runs on its own threads; a second worker only added thread hand-offs
-    // and a malloc arena (measured: agent/README.md, Benchmarks).
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
