@@ -4,6 +4,8 @@
 #
 #   agent/bench/overhead.sh [--duration 120] [--warmup 15] [--containers 100] [--interval 10]
 #                           [--only NAME[,NAME...]] [--no-build]
+#                           [--agent-config FILE]  (YAML lines appended to the agent's
+#                                                   config, after its `logs:` section)
 # SIGHTLINE_AGENT_BIN / SIGHTLINE_COLLECTOR_BIN: use these binaries instead of building.
 #
 # Set-up (undone on exit, also on failure or Ctrl-C):
@@ -38,6 +40,7 @@ N=100
 INTERVAL=10
 ONLY="sightline-agent,node_exporter,netdata,collectd"
 BUILD=1
+EXTRA_CONFIG=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -47,7 +50,8 @@ while [[ $# -gt 0 ]]; do
     --interval) INTERVAL="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --agent-config) EXTRA_CONFIG="$2"; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -85,7 +89,8 @@ COLLECTOR_PID=""
 
 cleanup() {
   set +e
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  # the writers' `sleep` children first (by parent PID), so the groups empty at once
+  for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   if [[ -n "$COLLECTOR_PID" ]]; then
     kill -TERM "$COLLECTOR_PID" 2>/dev/null
@@ -180,10 +185,11 @@ measure() { # measure NAME [agent_overhead options] -- CMD...
 }
 
 # --- sightline-agent ----------------------------------------------------------------------
-cat >"$T/agent.yaml" <<EOF
-logs:
-  docker_root: ""
-EOF
+{
+  echo 'logs:'
+  echo '  docker_root: ""'
+  [[ -n "$EXTRA_CONFIG" ]] && cat "$EXTRA_CONFIG"
+} >"$T/agent.yaml"
 measure sightline-agent -- "$AGENT" --config "$T/agent.yaml" --endpoint "http://$GRPC" \
   --interval "${INTERVAL}s" --data-dir "$T/agent-data" --pod-logs-root "$T/pods" \
   --cgroup-root /sys/fs/cgroup --http-addr 127.0.0.1:0
