@@ -91,7 +91,7 @@ cleanup() {
   set +e
   # the writers' `sleep` children first (by parent PID), so the groups empty at once
   for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done 2>/dev/null
   if [[ -n "$COLLECTOR_PID" ]]; then
     kill -TERM "$COLLECTOR_PID" 2>/dev/null
     for _ in $(seq 1 40); do kill -0 "$COLLECTOR_PID" 2>/dev/null || break; sleep 0.25; done
@@ -99,7 +99,7 @@ cleanup() {
   fi
   # deepest first; the kernel releases a killed task's membership shortly after it exits
   for ((i = ${#DIRS[@]} - 1; i >= 0; i--)); do
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 120); do
       rmdir "${DIRS[$i]}" 2>/dev/null || [[ ! -d "${DIRS[$i]}" ]] && break
       sleep 0.05
     done

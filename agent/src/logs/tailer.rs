@@ -105,6 +105,9 @@ pub struct Tailer {
     /// with one of these prefixes is a copy of content already read.
     known_prefixes: std::collections::VecDeque<(PathBuf, u64, u64)>,
     buf: Vec<u8>,
+    /// Discovery ran in this pass: idle files are checked for renaming too (a file
+    /// that grew is checked on every poll).
+    rename_check_due: bool,
 }
 
 impl Tailer {
@@ -135,6 +138,7 @@ impl Tailer {
             ignored: std::collections::HashSet::new(),
             known_prefixes: std::collections::VecDeque::new(),
             buf: Vec::new(),
+            rename_check_due: true,
         }
     }
 
@@ -146,11 +150,13 @@ impl Tailer {
     pub fn run(mut self) {
         while !self.stop.load(Ordering::Acquire) {
             let started = Instant::now();
-            let discover_every = (self.opts.poll_interval * 4).max(Duration::from_millis(200));
-            if self
+            // Every 2 s at the default 250 ms poll: a rotation triggers one at once, so
+            // this only bounds how late a new container's first file is found.
+            let discover_every = (self.opts.poll_interval * 8).max(Duration::from_millis(200));
+            self.rename_check_due = self
                 .last_discovery
-                .is_none_or(|t| started.duration_since(t) >= discover_every)
-            {
+                .is_none_or(|t| started.duration_since(t) >= discover_every);
+            if self.rename_check_due {
                 self.discover();
                 self.last_discovery = Some(started);
             }
@@ -378,9 +384,9 @@ impl Tailer {
         let size = stat.as_ref().map_or(0, |m| m.len());
         let seen = stat.as_ref().map(|m| (m.len(), m.mtime(), m.mtime_nsec()));
         // The first bytes are compared only when size or mtime moved since the last check.
+        let moved = seen.is_none() || seen != t.checked;
         let truncated = size < t.offset
-            || ((seen.is_none() || seen != t.checked)
-                && prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash));
+            || (moved && prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash));
         t.checked = seen;
         if truncated {
             t.checked = None;
@@ -408,6 +414,11 @@ impl Tailer {
             }
             t.rotated_at = Some(Instant::now());
             return None;
+        }
+        // An idle file is looked up by name only when discovery runs (which also finds
+        // its successor): one `fstat` per poll is all an idle file costs.
+        if !moved && !self.rename_check_due {
+            return stat.is_some().then_some(size);
         }
         let renamed = match std::fs::metadata(&t.path) {
             Ok(m) => (m.dev(), m.ino()) != (t.dev, t.ino),
