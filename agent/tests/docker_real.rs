@@ -78,7 +78,9 @@ impl Docker {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("running the docker CLI: {e} (apt-get install -y docker.io)"))
+            .unwrap_or_else(|e| {
+                panic!("running the docker CLI: {e} (apt-get install -y docker.io)")
+            })
     }
 
     fn cli_ok(&self, args: &[&str]) -> String {
@@ -214,7 +216,11 @@ fn build_image(docker: &Docker, dir: &Path, tag: &str) -> String {
         .arg(".")
         .output()
         .unwrap();
-    assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let image = format!("sightline-test/busybox:{tag}");
     docker.cli_ok(&["import", tar.to_str().unwrap(), &image]);
     image
@@ -272,7 +278,10 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
         if let Some(v) = f() {
             return v;
         }
-        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -458,7 +467,11 @@ fn real_docker_container_is_discovered_measured_and_its_logs_shipped() {
         Duration::from_secs(30),
         "the container's log lines in the collector",
         || {
-            let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() + 1_000_000_000;
+            let end = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                + 1_000_000_000;
             let q = encode("{service_name=\"sightline-agent\"}");
             let (status, body) = http_get(
                 &api,
@@ -489,8 +502,14 @@ fn real_docker_container_is_discovered_measured_and_its_logs_shipped() {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
             .unwrap_or(0.0)
     };
-    assert!(value("sightline_agent_log_records_exported_total") >= 3.0, "{metrics}");
-    assert!(value("sightline_agent_log_lines_read_total") >= 3.0, "{metrics}");
+    assert!(
+        value("sightline_agent_log_records_exported_total") >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        value("sightline_agent_log_lines_read_total") >= 3.0,
+        "{metrics}"
+    );
 
     drop(agent);
     drop(collector);

@@ -117,7 +117,12 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
             return None;
         }
         // First nine digits, scaled to nanoseconds (no allocation: this runs per line).
-        for (i, d) in frac.bytes().take(9).take_while(u8::is_ascii_digit).enumerate() {
+        for (i, d) in frac
+            .bytes()
+            .take(9)
+            .take_while(u8::is_ascii_digit)
+            .enumerate()
+        {
             nanos += i64::from(d - b'0') * 10_i64.pow(8 - i as u32);
         }
         rest = &frac[digits..];

@@ -385,8 +385,8 @@ impl Tailer {
         let seen = stat.as_ref().map(|m| (m.len(), m.mtime(), m.mtime_nsec()));
         // The first bytes are compared only when size or mtime moved since the last check.
         let moved = seen.is_none() || seen != t.checked;
-        let truncated = size < t.offset
-            || (moved && prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash));
+        let truncated =
+            size < t.offset || (moved && prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash));
         t.checked = seen;
         if truncated {
             t.checked = None;
@@ -672,11 +672,7 @@ mod tests {
         for start in 0..data.len() {
             for len in [0, 1, 7, 8, 9, 15, 16, 17, 64, 200] {
                 let s = &data[start..(start + len).min(data.len())];
-                assert_eq!(
-                    find_newline(s),
-                    s.iter().position(|b| *b == b'\n'),
-                    "{s:?}"
-                );
+                assert_eq!(find_newline(s), s.iter().position(|b| *b == b'\n'), "{s:?}");
             }
         }
         let mut line = vec![b'x'; 100];
