@@ -4,7 +4,12 @@
 //! [`resolve`] checks everything and reports all problems at once.
 //!
 //! ```yaml
-//! endpoint: http://collector:4317   # --endpoint / SIGHTLINE_AGENT_ENDPOINT (required)
+//! endpoint: http://collector:4317   # --endpoint / SIGHTLINE_AGENT_ENDPOINT (required); several:
+//!                                   # a YAML list, a comma list, or --endpoint repeated
+//!                                   # (failover in this order, see export::endpoints)
+//! otlp_grpc_addr: 127.0.0.1:4317    # --otlp-grpc-addr: OTLP receiver for apps ("" = off)
+//! otlp_http_addr: 127.0.0.1:4318    # --otlp-http-addr
+//! receiver: { max_request_bytes: 4194304, queue_capacity: 64 }
 //! interval: 10s                     # --interval
 //! token: s3cret                     # --token      -> authorization: Bearer s3cret
 //! tenant: team-a                    # --tenant     -> x-scope-orgid: team-a
@@ -20,6 +25,7 @@
 //!   queue_capacity: 100             # batches; full => drop oldest
 //!   max_request_bytes: 4000000
 //!   shutdown_timeout: 5s
+//!   failover_probe_interval: 30s    # with several endpoints: retry the first after this
 //!   retry: { initial_backoff: 1s, max_backoff: 30s, max_elapsed: 5m }
 //! filesystem:
 //!   include_tmpfs: false
@@ -78,9 +84,10 @@ pub struct RunArgs {
     /// YAML configuration file.
     #[arg(long, env = "SIGHTLINE_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317.
-    #[arg(long, env = "SIGHTLINE_AGENT_ENDPOINT")]
-    pub endpoint: Option<String>,
+    /// Collector OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317. Repeat the flag (or
+    /// give a comma-separated list) for failover endpoints, in preference order.
+    #[arg(long, env = "SIGHTLINE_AGENT_ENDPOINT", value_delimiter = ',')]
+    pub endpoint: Vec<String>,
     /// Collection interval (e.g. 10s, 500ms, 1m).
     #[arg(long, env = "SIGHTLINE_AGENT_INTERVAL")]
     pub interval: Option<String>,
@@ -124,13 +131,39 @@ pub struct RunArgs {
     /// State directory (log checkpoints); log tailing runs only when set.
     #[arg(long, env = "SIGHTLINE_AGENT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC receiver for applications (default 127.0.0.1:4317; "" disables).
+    #[arg(long, env = "SIGHTLINE_AGENT_OTLP_GRPC_ADDR")]
+    pub otlp_grpc_addr: Option<String>,
+    /// OTLP/HTTP receiver for applications (default 127.0.0.1:4318; "" disables).
+    #[arg(long, env = "SIGHTLINE_AGENT_OTLP_HTTP_ADDR")]
+    pub otlp_http_addr: Option<String>,
+}
+
+/// `endpoint:` in the file: one URL (or a comma list) or a YAML list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EndpointSetting {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl EndpointSetting {
+    fn urls(&self) -> Vec<String> {
+        match self {
+            EndpointSetting::One(s) => crate::export::endpoints::split_list(s),
+            EndpointSetting::Many(v) => v
+                .iter()
+                .flat_map(|s| crate::export::endpoints::split_list(s))
+                .collect(),
+        }
+    }
 }
 
 /// The YAML file. Unknown keys are errors.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub endpoint: Option<String>,
+    pub endpoint: Option<EndpointSetting>,
     pub interval: Option<String>,
     pub token: Option<String>,
     pub tenant: Option<String>,
@@ -151,6 +184,10 @@ pub struct FileConfig {
     pub logs: crate::logs::config::LogsSection,
     #[serde(default)]
     pub containers: ContainersSection,
+    pub otlp_grpc_addr: Option<String>,
+    pub otlp_http_addr: Option<String>,
+    #[serde(default)]
+    pub receiver: crate::receiver::config::ReceiverSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +227,9 @@ pub struct ExportSection {
     pub max_request_bytes: Option<usize>,
     /// How long the final flush may take on SIGTERM/SIGINT (default 5s).
     pub shutdown_timeout: Option<String>,
+    /// With several endpoints: how long a standby is used before the first endpoint is
+    /// tried again (default 30s).
+    pub failover_probe_interval: Option<String>,
     #[serde(default)]
     pub retry: RetrySection,
 }
@@ -231,6 +271,8 @@ pub struct AgentConfig {
     pub containers: Option<ContainerOptions>,
     /// Log tailing; `None` without a data dir.
     pub logs: Option<crate::logs::LogsConfig>,
+    /// OTLP receiver for applications.
+    pub receiver: crate::receiver::ReceiverConfig,
 }
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9100";
@@ -318,6 +360,11 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         file.export.shutdown_timeout.as_deref(),
         Duration::from_secs(5),
     );
+    let probe_interval = duration(
+        "export.failover_probe_interval",
+        file.export.failover_probe_interval.as_deref(),
+        crate::export::endpoints::DEFAULT_PROBE_INTERVAL,
+    );
     let defaults = RetryConfig::default();
     let retry = RetryConfig {
         initial_backoff: duration(
@@ -347,24 +394,34 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         errors.push("export.retry: need 0 < initial_backoff <= max_backoff".into());
     }
 
-    let endpoint = pick(&args.endpoint, &file.endpoint);
+    let endpoints: Vec<String> = if args.endpoint.is_empty() {
+        file.endpoint.as_ref().map(|e| e.urls()).unwrap_or_default()
+    } else {
+        args.endpoint
+            .iter()
+            .flat_map(|e| crate::export::endpoints::split_list(e))
+            .collect()
+    };
+    let endpoint = (!endpoints.is_empty()).then(|| endpoints.join(","));
     let tls_ca = args.tls_ca.clone().or(file.tls_ca.clone());
-    match &endpoint {
-        None => errors.push(
+    if endpoints.is_empty() {
+        errors.push(
             "endpoint: required (--endpoint, SIGHTLINE_AGENT_ENDPOINT or `endpoint:` in the file)"
                 .into(),
-        ),
-        Some(e) => {
-            let scheme_ok = e.starts_with("http://") || e.starts_with("https://");
-            match e.parse::<Uri>() {
-                Ok(uri) if scheme_ok && uri.host().is_some() => {}
-                _ => errors.push(format!(
-                    "endpoint: {e:?} is not an http:// or https:// URL with a host"
-                )),
-            }
-            if e.starts_with("http://") && tls_ca.is_some() {
-                errors.push("tls_ca: given but the endpoint is plain http://".into());
-            }
+        );
+    }
+    for e in &endpoints {
+        let scheme_ok = e.starts_with("http://") || e.starts_with("https://");
+        match e.parse::<Uri>() {
+            Ok(uri) if scheme_ok && uri.host().is_some() => {}
+            _ => errors.push(format!(
+                "endpoint: {e:?} is not an http:// or https:// URL with a host"
+            )),
+        }
+        if e.starts_with("http://") && tls_ca.is_some() {
+            errors.push(format!(
+                "tls_ca: given but the endpoint {e} is plain http://"
+            ));
         }
     }
     if let Some(ca) = &tls_ca {
@@ -439,6 +496,12 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(system_hostname);
 
+    let receiver = crate::receiver::config::resolve(
+        args.otlp_grpc_addr.clone().or(file.otlp_grpc_addr.clone()),
+        args.otlp_http_addr.clone().or(file.otlp_http_addr.clone()),
+        &file.receiver,
+        &mut errors,
+    );
     let logs = crate::logs::config::resolve(
         file.logs,
         args.data_dir.clone().or(file.data_dir),
@@ -450,8 +513,10 @@ pub fn resolve(args: &RunArgs) -> Result<AgentConfig> {
     }
     Ok(AgentConfig {
         logs,
+        receiver,
         exporter: ExporterConfig {
             endpoint: endpoint.unwrap_or_default(),
+            probe_interval,
             compression,
             tls_ca,
             token,
@@ -572,7 +637,7 @@ mod tests {
 
     fn args(endpoint: &str) -> RunArgs {
         RunArgs {
-            endpoint: Some(endpoint.into()),
+            endpoint: vec![endpoint.into()],
             ..RunArgs::default()
         }
     }
@@ -670,6 +735,50 @@ mod tests {
     }
 
     #[test]
+    fn several_endpoints_and_receiver_addresses() {
+        let (_d, path) = write_config(
+            "endpoint: [http://a:4317, http://b:4317]\notlp_grpc_addr: \"\"\n\
+             export:\n  failover_probe_interval: 2s\nreceiver:\n  queue_capacity: 5\n",
+        );
+        let c = resolve(&RunArgs {
+            config: Some(path.clone()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.exporter.endpoint, "http://a:4317,http://b:4317");
+        assert_eq!(c.exporter.probe_interval, Duration::from_secs(2));
+        assert_eq!(c.receiver.grpc_addr, None);
+        assert_eq!(c.receiver.http_addr.as_deref(), Some("127.0.0.1:4318"));
+        assert_eq!(c.receiver.queue_capacity, 5);
+        let cli = Cli::try_parse_from([
+            "sightline-agent",
+            "--endpoint",
+            "http://x:1",
+            "--endpoint",
+            "http://y:2,http://z:3",
+            "--otlp-http-addr",
+            "0.0.0.0:4318",
+        ])
+        .unwrap();
+        let mut a = cli.run;
+        a.config = Some(path);
+        let c = resolve(&a).unwrap();
+        assert_eq!(c.exporter.endpoint, "http://x:1,http://y:2,http://z:3");
+        assert_eq!(c.receiver.http_addr.as_deref(), Some("0.0.0.0:4318"));
+        let err = resolve(&RunArgs {
+            endpoint: vec!["http://ok:1".into(), "ftp://bad".into()],
+            otlp_grpc_addr: Some("nope".into()),
+            ..RunArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ftp://bad") && err.contains("otlp_grpc_addr"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let (_d, path) = write_config("endpoint: http://x:1\nintervall: 5s\n");
         let err = load_file(&path).unwrap_err().to_string();
@@ -681,7 +790,7 @@ mod tests {
     #[test]
     fn reports_every_problem_at_once() {
         let a = RunArgs {
-            endpoint: Some("ftp://x".into()),
+            endpoint: vec!["ftp://x".into()],
             interval: Some("soon".into()),
             compression: Some("lz4".into()),
             http_addr: Some("localhost".into()),

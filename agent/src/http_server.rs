@@ -82,7 +82,21 @@ pub async fn serve(
 
 /// Write `{"http":"ADDR"}` to `path` atomically (temporary file + rename).
 pub fn write_listen_file(path: &Path, http: SocketAddr) -> Result<()> {
-    let body = serde_json::json!({ "http": http.to_string() }).to_string();
+    write_listen_file_with(path, http, &[])
+}
+
+/// [`write_listen_file`] plus more `name: address` entries (e.g. `otlp_grpc`).
+pub fn write_listen_file_with(
+    path: &Path,
+    http: SocketAddr,
+    more: &[(&str, SocketAddr)],
+) -> Result<()> {
+    let mut map = serde_json::Map::new();
+    map.insert("http".into(), http.to_string().into());
+    for (name, addr) in more {
+        map.insert((*name).to_string(), addr.to_string().into());
+    }
+    let body = serde_json::Value::Object(map).to_string();
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);

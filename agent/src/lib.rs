@@ -9,8 +9,11 @@
 //! TLS, bearer token, tenant header), retrying only retryable statuses with exponential
 //! backoff and full jitter on an injected [`clock::Clock`]. [`telemetry`] holds the agent's
 //! own counters, served with readiness by [`http_server`]; [`run`] wires it all together
-//! and flushes on shutdown.
+//! and flushes on shutdown. Applications on the node send OTLP to [`receiver`], which adds
+//! their container's attributes ([`attribution`]) and forwards through the same exporter
+//! (several collector endpoints fail over, [`export::endpoints`]).
 
+pub mod attribution;
 pub mod clock;
 pub mod config;
 pub mod containers;
@@ -20,6 +23,7 @@ pub mod host;
 pub mod http_server;
 pub mod logs;
 pub mod otlp_metric;
+pub mod receiver;
 pub mod run;
 pub mod telemetry;
 

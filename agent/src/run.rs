@@ -5,10 +5,13 @@
 //! interval tick ─► Containers::collect (one resource per container) ─► pack ─►┤ (drop oldest)
 //! inotify/rescan ─► Containers discovery ─► Inventory (GET /inventory)          │
 //! shipper task ◄──────────────────────────────────────────────────────────────────┘
-//!     └─► Exporter::export (retry/backoff) ─► collector
+//!     └─► Exporter::export (retry/backoff, endpoint failover) ─► collector
+//! apps ─► receiver (OTLP gRPC/HTTP) ─► attribution ─► QueueSink ─► forward ─► Exporter
 //! ```
 //! On shutdown: readiness goes false, collection stops, the queue is closed and the shipper
 //! drains it until `shutdown_timeout`; what is left is counted as dropped (`shutdown`).
+//! The OTLP receiver stops accepting first, then its queue is forwarded within the same
+//! deadline.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
+use crate::attribution::Attributor;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::containers::Containers;
@@ -26,6 +30,7 @@ use crate::export::queue::BatchQueue;
 use crate::export::Exporter;
 use crate::host::HostCollector;
 use crate::http_server;
+use crate::receiver::{self, forward::QueueSink, Receiver};
 use crate::telemetry::{reason, SourceLabel, Telemetry};
 use crate::Result;
 
@@ -62,6 +67,32 @@ pub async fn run(
     });
     let extra_routes = containers.as_ref().map(|c| c.router()).unwrap_or_default();
 
+    // OTLP receiver for applications: its own exporter (same endpoints and policy).
+    let (app_sink, app_queue) = QueueSink::new(cfg.receiver.queue_capacity, telemetry.clone());
+    let app_exporter = Exporter::new(
+        &cfg.exporter,
+        clock.clone(),
+        telemetry.clone(),
+        deadline_tx.subscribe(),
+    )?;
+    let attributor = Arc::new(Attributor::new(
+        cfg.host.proc_root.clone(),
+        containers.as_ref().map(|c| c.inventory()),
+        cfg.hostname.clone(),
+    ));
+    let app_receiver = Arc::new(Receiver::new(
+        Arc::new(app_sink),
+        attributor,
+        telemetry.clone(),
+        cfg.receiver.max_request_bytes,
+    ));
+    let app_listeners = receiver::start(&cfg.receiver, app_receiver.clone()).await?;
+    let app_forwarder = tokio::spawn(receiver::forward::forward(
+        app_exporter,
+        app_queue,
+        telemetry.clone(),
+    ));
+
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let (http_addr, http_task) = http_server::serve(
         &cfg.http_addr,
@@ -75,7 +106,14 @@ pub async fn run(
     .await?;
 
     if let Some(path) = &cfg.listen_file {
-        if let Err(e) = http_server::write_listen_file(path, http_addr) {
+        let mut more = Vec::new();
+        if let Some(a) = app_listeners.grpc {
+            more.push(("otlp_grpc", a));
+        }
+        if let Some(a) = app_listeners.http {
+            more.push(("otlp_http", a));
+        }
+        if let Err(e) = http_server::write_listen_file_with(path, http_addr, &more) {
             let _ = http_stop_tx.send(());
             let _ = http_task.await;
             return Err(e);
@@ -149,6 +187,8 @@ pub async fn run(
     shutdown.await;
     ready.store(false, Ordering::Release);
     tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down, flushing the export queue");
+    app_listeners.stop().await;
+    drop(app_receiver);
     let _ = collect_stop_tx.send(());
     let _ = collection.await;
     let _ = containers_stop_tx.send(true);
@@ -170,6 +210,14 @@ pub async fn run(
     }
     if let Some(l) = logs {
         l.finish(bound).await;
+    }
+    let mut app_forwarder = app_forwarder;
+    if tokio::time::timeout(bound, &mut app_forwarder)
+        .await
+        .is_err()
+    {
+        app_forwarder.abort();
+        tracing::warn!("forwarding application data stopped at the shutdown deadline");
     }
     dropped_at_shutdown += queue.drain().iter().map(|b| b.points as u64).sum::<u64>();
     if dropped_at_shutdown > 0 {

@@ -79,6 +79,16 @@ pub struct Telemetry {
     pub metadata_errors: Family<SourceLabel, Counter>,
     /// Log tailing and shipping (`sightline_agent_log_*`).
     pub logs: crate::logs::metrics::LogMetrics,
+    /// Switches away from a failing collector endpoint.
+    pub export_failovers: Counter,
+    /// Index of the collector endpoint exports go to (0 = the first configured).
+    pub export_active_endpoint: Gauge,
+    /// The OTLP receiver for applications (`sightline_agent_receiver_*`).
+    pub receiver: crate::receiver::metrics::ReceiverMetrics,
+    /// Log records tagged with a pattern id at the edge.
+    pub log_patterns_tagged: Counter,
+    /// Patterns the edge miner currently holds.
+    pub log_patterns: Gauge,
 }
 
 impl Default for Telemetry {
@@ -108,6 +118,11 @@ impl Telemetry {
             series_overflow: Counter::default(),
             metadata_errors: Family::default(),
             logs: crate::logs::metrics::LogMetrics::default(),
+            export_failovers: Counter::default(),
+            export_active_endpoint: Gauge::default(),
+            receiver: Default::default(),
+            log_patterns_tagged: Counter::default(),
+            log_patterns: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -191,6 +206,27 @@ impl Telemetry {
             t.metadata_errors.clone(),
         );
         t.logs.register(&mut registry);
+        registry.register(
+            "export_failovers",
+            "Switches from a failing collector endpoint to the next configured one",
+            t.export_failovers.clone(),
+        );
+        registry.register(
+            "export_active_endpoint",
+            "Index of the collector endpoint exports currently go to (0 = first configured)",
+            t.export_active_endpoint.clone(),
+        );
+        t.receiver.register(&mut registry);
+        registry.register(
+            "log_pattern_tagged",
+            "Log records given a sightline.log.pattern id by the edge pattern miner",
+            t.log_patterns_tagged.clone(),
+        );
+        registry.register(
+            "log_patterns",
+            "Log patterns the edge miner currently holds (bounded by logs.patterns.max_clusters)",
+            t.log_patterns.clone(),
+        );
         Self { registry, ..t }
     }
 

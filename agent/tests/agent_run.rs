@@ -63,7 +63,7 @@ async fn collects_ships_serves_and_flushes_on_shutdown() {
     .unwrap();
     let args = RunArgs {
         config: Some(config),
-        endpoint: Some(endpoint),
+        endpoint: vec![endpoint],
         http_addr: Some("127.0.0.1:0".into()),
         listen_file: Some(listen.clone()),
         ..RunArgs::default()
@@ -167,7 +167,7 @@ async fn shutdown_is_bounded_when_the_collector_hangs() {
     .unwrap();
     let args = RunArgs {
         config: Some(config),
-        endpoint: Some(endpoint),
+        endpoint: vec![endpoint],
         http_addr: Some("127.0.0.1:0".into()),
         ..RunArgs::default()
     };

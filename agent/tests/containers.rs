@@ -374,7 +374,7 @@ async fn whole_agent_ships_container_resources_and_serves_inventory() {
     .unwrap();
     let args = sightline_agent::config::RunArgs {
         config: Some(config),
-        endpoint: Some(endpoint),
+        endpoint: vec![endpoint],
         http_addr: Some("127.0.0.1:0".into()),
         listen_file: Some(listen.clone()),
         cgroup_root: Some(cg.clone()),

@@ -42,6 +42,7 @@ fn batch() -> Batch {
 fn config(endpoint: &str, compression: Compression) -> ExporterConfig {
     ExporterConfig {
         endpoint: endpoint.to_string(),
+        probe_interval: sightline_agent::export::endpoints::DEFAULT_PROBE_INTERVAL,
         compression,
         tls_ca: None,
         token: Some("s3cret".into()),

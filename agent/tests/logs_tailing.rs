@@ -21,6 +21,7 @@ use tokio::sync::watch;
 fn exporter(endpoint: &str) -> ExporterConfig {
     ExporterConfig {
         endpoint: endpoint.to_string(),
+        probe_interval: sightline_agent::export::endpoints::DEFAULT_PROBE_INTERVAL,
         compression: Compression::Zstd,
         tls_ca: None,
         token: None,

@@ -6,13 +6,16 @@
 //! (OTLP/gRPC, OTLP/HTTP, Prometheus remote write), are authenticated to a tenant
 //! ([`auth`]), translated into the store's model ([`translate`]) and written by
 //! [`ingest`] — acknowledged only once durable. [`api`] serves the Prometheus, Loki
-//! and Tempo read APIs plus `/metrics` ([`self_metrics`]). Configuration lives in
+//! and Tempo read APIs plus `/metrics` ([`self_metrics`]); metric metadata is kept by
+//! [`metadata`]. Configuration lives in
 //! [`config`]; `main.rs` is the CLI.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod ingest;
+pub mod logql;
+pub mod metadata;
 pub mod receiver;
 pub mod self_metrics;
 pub mod server;

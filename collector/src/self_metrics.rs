@@ -21,6 +21,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ItemLabels {
     signal: String,
     protocol: String,
@@ -30,6 +35,12 @@ struct ItemLabels {
 struct RequestLabels {
     protocol: String,
     code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LokiQueryLabels {
+    endpoint: String,
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,8 +87,10 @@ pub struct SelfMetrics {
     received: Family<ItemLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
+    limit_hits: Family<LimitLabels, Counter>,
     store: StoreMetrics,
     promql: PromqlMetrics,
+    loki_queries: Family<LokiQueryLabels, Counter>,
 }
 
 impl Default for SelfMetrics {
@@ -114,6 +127,12 @@ impl SelfMetrics {
             "sightline_collector_request_duration_seconds",
             "Time to answer a request, by protocol",
             duration.clone(),
+        );
+        let limit_hits = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_query_limit_hits",
+            "Read requests that hit a query limit (max_samples, max_series, timeout, search_spans, ...)",
+            limit_hits.clone(),
         );
         let store = StoreMetrics {
             wal_records: Counter::default(),
@@ -185,12 +204,20 @@ impl SelfMetrics {
             "Samples loaded from storage by PromQL queries",
             promql.samples_loaded.clone(),
         );
+        let loki_queries = Family::<LokiQueryLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_loki_queries",
+            "Loki API requests answered, by endpoint and outcome (success, bad_request, limit, error, unauthorized)",
+            loki_queries.clone(),
+        );
         SelfMetrics {
+            loki_queries,
             registry,
             rejected,
             received,
             requests,
             duration,
+            limit_hits,
             store,
             promql,
         }
@@ -216,6 +243,16 @@ impl SelfMetrics {
             .get()
     }
 
+    /// Counts one read request that hit `limit` (`max_samples`, `max_series`,
+    /// `timeout`, `search_spans`, ...).
+    pub fn query_limit_hit(&self, limit: &str) {
+        self.limit_hits
+            .get_or_create(&LimitLabels {
+                limit: limit.to_string(),
+            })
+            .inc();
+    }
+
     /// Counts items accepted into the store.
     pub fn received(&self, signal: &str, protocol: &str, n: u64) {
         self.received
@@ -239,6 +276,16 @@ impl SelfMetrics {
                 protocol: protocol.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// Counts one answered Loki API request.
+    pub fn loki_query(&self, endpoint: &str, outcome: &str) {
+        self.loki_queries
+            .get_or_create(&LokiQueryLabels {
+                endpoint: endpoint.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Encodes everything, after copying `stats` into the store metrics.
@@ -290,6 +337,7 @@ mod tests {
         m.rejected("out_of_order", 3);
         m.received("metrics", "grpc", 10);
         m.request("grpc", "Ok", 0.01);
+        m.query_limit_hit("max_samples");
         let stats = StoreStats {
             wal_fsyncs_total: 7,
             series_total: 5,
@@ -309,6 +357,10 @@ mod tests {
         ));
         assert!(text.contains(r#"sightline_collector_requests_total{protocol="grpc",code="Ok"} 1"#));
         assert!(text.contains("sightline_collector_request_duration_seconds_bucket"));
+        assert!(
+            text.contains(r#"sightline_collector_query_limit_hits_total{limit="max_samples"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains("sightline_store_wal_fsyncs_total 7"),
             "{text}"

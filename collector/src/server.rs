@@ -211,6 +211,12 @@ impl Collector {
         }
         tracing::info!("flushing store");
         self.state.store.flush().await?;
+        let metadata = self.state.metadata.clone();
+        match tokio::task::spawn_blocking(move || metadata.persist()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot save metric metadata"),
+            Err(e) => tracing::warn!(error = %e, "metric metadata save task failed"),
+        }
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use sightline_store::{Clock, Store};
 
 use crate::auth::Auth;
-use crate::config::{Config, LimitsConfig, NonFinite};
+use crate::config::{Config, LimitsConfig, NonFinite, QueryLimits};
+use crate::metadata::MetadataStore;
 use crate::self_metrics::SelfMetrics;
 use crate::translate::{NonFinitePolicy, TranslateOptions};
 
@@ -19,13 +20,24 @@ pub struct AppState {
     pub auth: Auth,
     pub limits: LimitsConfig,
     pub translate: TranslateOptions,
+    /// Read API limits (`query:` section).
+    pub query: QueryLimits,
+    /// One permit per PromQL query running (`query.max_concurrency`).
+    pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// Metric metadata (type, help, unit) per tenant, for `/api/v1/metadata`.
+    pub metadata: Arc<MetadataStore>,
     ready: AtomicBool,
 }
 
 impl AppState {
     /// Builds the state from a validated config and an opened store.
     pub fn new(cfg: &Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+        let query = cfg.query.limits();
+        let metadata = MetadataStore::open(&cfg.storage.data_dir).map_err(|e| e.to_string())?;
         Ok(AppState {
+            query_slots: Arc::new(tokio::sync::Semaphore::new(query.max_concurrency)),
+            query,
+            metadata: Arc::new(metadata),
             store,
             clock,
             metrics: Arc::new(SelfMetrics::new()),
@@ -49,6 +61,18 @@ impl AppState {
     /// `/-/ready` answers 200 once every listener is bound, 503 again while shutting down.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Merges metric metadata of a stored request into the tenant's table and
+    /// schedules saving it.
+    pub fn record_metadata(
+        &self,
+        tenant: &str,
+        entries: Vec<(String, crate::metadata::MetricMeta)>,
+    ) {
+        if self.metadata.record(tenant, entries) > 0 {
+            self.metadata.schedule_persist();
+        }
     }
 
     pub fn is_ready(&self) -> bool {

@@ -131,6 +131,8 @@ pub struct CollectorOptions {
     pub data_dir: Option<PathBuf>,
     /// Extra environment variables (e.g. `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// OTLP/gRPC listen address instead of `127.0.0.1:0` (to restart on the same port).
+    pub grpc_addr: Option<String>,
 }
 
 /// Addresses a running collector reported in its listen file.
@@ -172,7 +174,7 @@ impl Collector {
             .arg(&data_dir)
             .args([
                 "--grpc-addr",
-                "127.0.0.1:0",
+                opts.grpc_addr.as_deref().unwrap_or("127.0.0.1:0"),
                 "--otlp-http-addr",
                 "127.0.0.1:0",
                 "--http-addr",
@@ -235,6 +237,10 @@ impl Collector {
 pub struct Agent {
     pub process: Process,
     pub http_addr: String,
+    /// The agent's OTLP receiver for applications (gRPC `host:port`), when listening.
+    pub otlp_grpc: Option<String>,
+    /// The agent's OTLP/HTTP receiver (`host:port`), when listening.
+    pub otlp_http: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -259,13 +265,27 @@ impl Agent {
         .arg("--listen-file")
         .arg(&listen_file)
         .args(extra_args)
+        // The OTLP receiver for applications on free ports unless the test chose.
+        .args(
+            ["--otlp-grpc-addr", "--otlp-http-addr"]
+                .into_iter()
+                .filter(|flag| !extra_args.contains(flag))
+                .flat_map(|flag| [flag, "127.0.0.1:0"]),
+        )
         .env("RUST_LOG", "info")
         // The agent's disk buffer, if it keeps one, stays inside the temp dir.
         .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
         .current_dir(dir.path());
         let mut process = Process::spawn("agent", cmd, dir.path(), 0);
         let addrs = wait_listen_file(&mut process, &listen_file, &["http"]);
+        let optional = |key: &str| {
+            let text = std::fs::read_to_string(&listen_file).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v.get(key)?.as_str().map(str::to_string)
+        };
         Agent {
+            otlp_grpc: optional("otlp_grpc"),
+            otlp_http: optional("otlp_http"),
             process,
             http_addr: addrs["http"].clone(),
             _dir: dir,

@@ -8,9 +8,10 @@
 //! zstd answers `UNIMPLEMENTED` with `grpc-accept-encoding`, and the exporter steps down
 //! to gzip or none (logged once, counted). Every attempt and every dropped point is counted in [`Telemetry`];
 //! each distinct permanent status code and the first partial success are logged at warn,
-//! repeats at debug.
+//! repeats at debug. Several endpoints fail over to each other per [`endpoints`].
 
 pub mod batch;
+pub mod endpoints;
 pub mod queue;
 pub mod retry;
 
@@ -23,6 +24,8 @@ use sightline_proto::otlp::collector::logs::v1::logs_service_client::LogsService
 use sightline_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use sightline_proto::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use sightline_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use sightline_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -31,6 +34,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use crate::clock::Clock;
 use crate::telemetry::{outcome, reason, Telemetry};
 use crate::{Error, Result};
+use endpoints::{AfterFailure, Endpoints};
 use queue::Batch;
 use retry::{Backoff, Disposition, RetryConfig};
 
@@ -73,8 +77,12 @@ fn encoding_name(e: CompressionEncoding) -> &'static str {
 /// Where and how to export.
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
-    /// `http://host:port` or `https://host:port`.
+    /// `http://host:port` or `https://host:port`; several as a comma-separated list in
+    /// preference order (failover, see [`endpoints`]).
     pub endpoint: String,
+    /// With several endpoints: how long a standby is used before the primary is tried
+    /// again ([`endpoints::DEFAULT_PROBE_INTERVAL`]).
+    pub probe_interval: Duration,
     pub compression: Compression,
     /// PEM CA bundle to verify the collector's certificate; `https` without it uses the
     /// system bundle (`/etc/ssl/certs/ca-certificates.crt` and friends).
@@ -173,6 +181,37 @@ impl SignalRpc for MetricsRpc {
     }
 }
 
+/// `TraceService/Export` (spans from applications, via the agent's OTLP receiver).
+#[derive(Debug)]
+pub struct TracesRpc;
+
+impl SignalRpc for TracesRpc {
+    type Request = ExportTraceServiceRequest;
+    async fn call(
+        channel: Channel,
+        compression: Option<CompressionEncoding>,
+        request: tonic::Request<Self::Request>,
+    ) -> Result<Accepted, tonic::Status> {
+        let mut client = TraceServiceClient::new(channel)
+            .max_encoding_message_size(64 << 20)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip);
+        if let Some(enc) = compression {
+            client = client.send_compressed(enc);
+        }
+        let partial = client.export(request).await?.into_inner().partial_success;
+        Ok(partial
+            .map(|p| Accepted::from_partial_success(p.rejected_spans, p.error_message))
+            .unwrap_or_default())
+    }
+    fn count_exported(telemetry: &Telemetry, n: u64) {
+        telemetry.receiver.forwarded("traces", n);
+    }
+    fn count_dropped(telemetry: &Telemetry, reason: &'static str, n: u64) {
+        telemetry.receiver.dropped("traces", reason, n);
+    }
+}
+
 /// `LogsService/Export`.
 #[derive(Debug)]
 pub struct LogsRpc;
@@ -211,8 +250,9 @@ impl SignalRpc for LogsRpc {
 /// The OTLP/gRPC exporter (metrics via [`Exporter::export`], logs via
 /// [`Exporter::export_logs`]).
 pub struct Exporter {
-    /// Channel shared by every signal's client; [`Self::compression`] is applied per call.
-    channel: Channel,
+    /// One channel per collector endpoint, shared by every signal's client;
+    /// [`Self::compression`] is applied per call.
+    endpoints: Endpoints,
     /// Current request compression; lowered when the server does not support it.
     compression: Compression,
     authorization: Option<AsciiMetadataValue>,
@@ -245,16 +285,16 @@ pub fn header_value(name: &str, value: &str) -> Result<AsciiMetadataValue, Strin
         .map_err(|_| format!("{name}: not a valid header value (printable ASCII only)"))
 }
 
-fn channel(cfg: &ExporterConfig) -> Result<Channel> {
-    let mut endpoint = Endpoint::from_shared(cfg.endpoint.clone())
-        .map_err(|e| Error::Transport(format!("endpoint {:?}: {e}", cfg.endpoint)))?
+fn channel(cfg: &ExporterConfig, url: &str) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| Error::Transport(format!("endpoint {url:?}: {e}")))?
         .connect_timeout(Duration::from_secs(10))
         // Client-side bound on each attempt (grpc-timeout alone relies on the server).
         .timeout(cfg.timeout)
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .user_agent(concat!("sightline-agent/", env!("CARGO_PKG_VERSION")))
         .map_err(|e| Error::Transport(e.to_string()))?;
-    if cfg.endpoint.starts_with("https://") {
+    if url.starts_with("https://") {
         let ca_path = match &cfg.tls_ca {
             Some(p) => p.clone(),
             None => SYSTEM_CA_BUNDLES
@@ -282,7 +322,18 @@ impl Exporter {
         telemetry: Arc<Telemetry>,
         deadline: watch::Receiver<Option<SystemTime>>,
     ) -> Result<Self> {
-        let channel = channel(cfg)?;
+        let urls = endpoints::split_list(&cfg.endpoint);
+        if urls.is_empty() {
+            return Err(Error::Config(vec![
+                "endpoint: no collector endpoint given".into()
+            ]));
+        }
+        let channels = urls
+            .iter()
+            .map(|url| channel(cfg, url))
+            .collect::<Result<Vec<_>>>()?;
+        let endpoints = Endpoints::new(urls, channels, cfg.probe_interval);
+        telemetry.export_active_endpoint.set(0);
         let mut problems = Vec::new();
         let authorization = cfg
             .token
@@ -306,7 +357,7 @@ impl Exporter {
             return Err(Error::Config(problems));
         }
         Ok(Self {
-            channel,
+            endpoints,
             compression: cfg.compression,
             authorization,
             tenant,
@@ -370,6 +421,44 @@ impl Exporter {
         req
     }
 
+    /// Record a retryable failure on `endpoint`; switches to the next endpoint when the
+    /// failure is one another collector could avoid.
+    fn fail_over(&mut self, endpoint: usize, status: &tonic::Status) -> AfterFailure {
+        let failover = endpoints::is_failover(status);
+        let now = self.clock.now();
+        let (after, switched) = self
+            .endpoints
+            .selector_mut()
+            .failed(endpoint, failover, now);
+        if switched {
+            let active = self.endpoints.active();
+            self.telemetry.export_failovers.inc();
+            self.telemetry.export_active_endpoint.set(active as i64);
+            tracing::warn!(
+                from = self.endpoints.url(endpoint),
+                to = self.endpoints.url(active),
+                code = ?status.code(),
+                message = status.message(),
+                "collector endpoint failing, switched to the next one"
+            );
+        }
+        after
+    }
+
+    /// Index (in the configured list) of the endpoint exports currently go to.
+    pub fn active_endpoint(&self) -> usize {
+        self.endpoints.active()
+    }
+
+    /// Export one request of spans (from the OTLP receiver) holding `spans` spans.
+    pub async fn export_traces(
+        &mut self,
+        request: &ExportTraceServiceRequest,
+        spans: usize,
+    ) -> ExportOutcome {
+        self.export_rpc::<TracesRpc>(request, spans).await
+    }
+
     /// Export one metrics batch, retrying as the policy allows. Never fails: the outcome
     /// says what happened and the counters record it.
     pub async fn export(&mut self, batch: &Batch) -> ExportOutcome {
@@ -397,14 +486,17 @@ impl Exporter {
         let mut backoff = Backoff::new(self.retry.clone(), self.seed);
         let mut retries = 0u32;
         loop {
-            let result = S::call(
-                self.channel.clone(),
-                self.compression.encoding(),
-                self.request(request),
-            )
-            .await;
+            let (endpoint, channel) = self.endpoints.pick(self.clock.now());
+            let result = S::call(channel, self.compression.encoding(), self.request(request)).await;
             let status = match result {
                 Ok(accepted) => {
+                    if self.endpoints.selector_mut().succeeded(endpoint) {
+                        self.telemetry.export_active_endpoint.set(endpoint as i64);
+                        tracing::info!(
+                            endpoint = self.endpoints.url(endpoint),
+                            "exporting to the primary collector endpoint again"
+                        );
+                    }
                     if self.outage_logged {
                         self.outage_logged = false;
                         tracing::info!(retries, "export succeeded again");
@@ -452,6 +544,11 @@ impl Exporter {
                 Disposition::Retryable { server_delay } => server_delay,
             };
             self.telemetry.export_request(outcome::RETRYABLE_ERROR);
+            if self.fail_over(endpoint, &status) == AfterFailure::TryNext {
+                retries += 1;
+                self.telemetry.export_retries.inc();
+                continue;
+            }
             let delay = server_delay.unwrap_or_else(|| backoff.next_delay());
             let now = self.clock.now();
             let elapsed = now.duration_since(started).unwrap_or_default();

@@ -19,6 +19,7 @@
 //!     max_lines: 500
 //!     max_bytes: 262144
 //!     flush_timeout: 1s
+//!   patterns: true                     # sightline.log.pattern ids; or { max_clusters: 1000 }
 //! ```
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub struct LogsSection {
     pub batch: BatchSection,
     #[serde(default)]
     pub multiline: MultilineSection,
+    /// `true` / `false` / `{ enabled, max_clusters }` (see `logs::patterns`).
+    pub patterns: Option<super::patterns::PatternsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +140,7 @@ pub fn resolve(
             errors.push(format!("{key}: must be positive"));
         }
     }
+    cfg.patterns = super::patterns::resolve(section.patterns.as_ref(), errors);
     let m = section.multiline;
     cfg.multiline = if m.enabled.unwrap_or(true) {
         let pattern = m.continuation.as_deref().unwrap_or(DEFAULT_CONTINUATION);

@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod format;
 pub mod metrics;
 pub mod multiline;
+pub mod patterns;
 pub mod ship;
 pub mod tailer;
 
@@ -56,6 +57,8 @@ pub struct LogsConfig {
     pub batch_timeout: Duration,
     /// Unacknowledged batches before tailing pauses.
     pub max_in_flight: usize,
+    /// Pattern ids on every record (`logs.patterns`); `None` = off.
+    pub patterns: Option<patterns::PatternsConfig>,
 }
 
 impl LogsConfig {
@@ -76,6 +79,9 @@ impl LogsConfig {
             batch_max_bytes: 1 << 20,
             batch_timeout: Duration::from_millis(500),
             max_in_flight: 8,
+            patterns: Some(patterns::PatternsConfig {
+                max_clusters: patterns::DEFAULT_MAX_CLUSTERS,
+            }),
         }
     }
 }
@@ -104,6 +110,7 @@ pub fn start(
     deadline: watch::Receiver<Option<SystemTime>>,
 ) -> Result<LogsHandle> {
     let checkpoints = Arc::new(Mutex::new(Checkpoints::load(&cfg.data_dir.join("logs"))?));
+    patterns::install(cfg.patterns.as_ref(), telemetry.clone());
     let exporter = Exporter::new(exporter_cfg, clock, telemetry.clone(), deadline.clone())?;
     let gate = Arc::new(Gate::new(cfg.max_in_flight, telemetry.clone()));
     let (tx, rx) = mpsc::unbounded_channel();

@@ -171,6 +171,7 @@ impl Batcher {
         if let Some(s) = r.stream {
             attributes.push(string_attr("log.iostream", s));
         }
+        super::patterns::attach(&r.message, &mut attributes);
         let (severity_number, severity_text) = super::format::severity(&r.message)
             .map(|(n, t)| (n, t.to_string()))
             .unwrap_or_default();

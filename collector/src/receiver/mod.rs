@@ -4,8 +4,11 @@
 //! - [`otlp_grpc`]: OTLP/gRPC metrics, logs and traces services (gzip, zstd).
 //! - [`otlp_http`]: OTLP/HTTP `/v1/{metrics,logs,traces}` (protobuf or JSON).
 //! - [`remote_write`]: Prometheus remote write 1.0 at `/api/v1/write`.
+//!
+//! Body limits, decompression, OTLP/HTTP decoding and gRPC status normalisation are
+//! shared with the agent's receiver and live in `sightline-proto`
+//! (`http_body`, `otlp_http`, `grpc_status`).
 
-pub mod body;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod otlp_signal;

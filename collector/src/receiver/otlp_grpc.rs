@@ -11,13 +11,9 @@
 //! `sightline_collector_requests_total{protocol="grpc"}` and such rejections in
 //! `sightline_collector_rejected_total`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use http::HeaderValue;
+use sightline_proto::grpc_status::{Answer, StatusLayer, StatusService};
 use sightline_proto::otlp::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
@@ -37,7 +33,7 @@ use sightline_proto::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::otlp_signal::OtlpRequest;
 use super::ORG_ID_HEADER;
@@ -97,9 +93,14 @@ impl OtlpGrpc {
                 AuthError::BadTenant(_) => Status::invalid_argument(e.to_string()),
             }
         })?;
-        let translated = request.into_inner().translate(&state.translate);
+        let request = request.into_inner();
+        let metadata = request.metadata();
+        let translated = request.translate(&state.translate);
         match ingest(state, &tenant, R::SIGNAL, "grpc", translated).await {
-            Ok(outcome) => Ok(Response::new(R::response(&outcome))),
+            Ok(outcome) => {
+                state.record_metadata(&tenant, metadata);
+                Ok(Response::new(R::response(&outcome)))
+            }
             Err(IngestError::BadRequest(m)) => Err(Status::invalid_argument(m)),
             Err(IngestError::Unavailable(m)) => Err(Status::unavailable(m)),
             Err(IngestError::Internal(m)) => Err(Status::internal(m)),
@@ -137,132 +138,42 @@ impl TraceService for OtlpGrpc {
     }
 }
 
-/// Tower layer around the gRPC server; see the module docs.
+/// Tower layer around the gRPC server: `sightline_proto::grpc_status::StatusLayer`
+/// reporting into the collector's counters; see the module docs.
 #[derive(Clone)]
 pub struct GrpcStatusLayer {
     pub metrics: Arc<SelfMetrics>,
 }
 
 impl<S> tower::Layer<S> for GrpcStatusLayer {
-    type Service = GrpcStatus<S>;
-    fn layer(&self, inner: S) -> GrpcStatus<S> {
-        GrpcStatus {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct GrpcStatus<S> {
-    inner: S,
-    metrics: Arc<SelfMetrics>,
-}
-
-impl<S, ReqB, ResB> tower::Service<http::Request<ReqB>> for GrpcStatus<S>
-where
-    S: tower::Service<http::Request<ReqB>, Response = http::Response<ResB>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<ResB>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let start = Instant::now();
+    type Service = StatusService<S>;
+    fn layer(&self, inner: S) -> StatusService<S> {
         let metrics = self.metrics.clone();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            let code = normalise_status(&metrics, resp.headers_mut());
-            metrics.request("grpc", &format!("{code:?}"), start.elapsed().as_secs_f64());
-            Ok(resp)
-        })
+        StatusLayer::new(Arc::new(move |a: &Answer<'_>| observe(&metrics, a))).layer(inner)
     }
 }
 
-/// Reads (and where needed rewrites) the trailers-only `grpc-status` of a response;
-/// a response without one carries its status in the trailers, which only a
-/// successful handler produces here.
-fn normalise_status(metrics: &SelfMetrics, headers: &mut http::HeaderMap) -> Code {
-    let Some(code) = headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<i32>().ok())
-        .map(Code::from)
-    else {
-        return Code::Ok;
-    };
-    let message = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .map(percent_decode)
-        .unwrap_or_default();
-    let (new_code, reason) = match code {
-        Code::OutOfRange if message.contains("message length too large") => {
-            (Code::ResourceExhausted, Some("too_large"))
-        }
-        Code::ResourceExhausted if message.starts_with("Error decompressing") => {
-            (code, Some("too_large"))
-        }
-        Code::Internal
-            if message.starts_with("failed to decode Protobuf message")
-                || message.starts_with("Error decompressing")
-                || message.starts_with("protocol error") =>
-        {
-            (Code::InvalidArgument, Some("malformed"))
-        }
-        Code::Unimplemented if message.starts_with("Content is compressed with") => {
-            (code, Some("unsupported_encoding"))
-        }
-        _ => (code, None),
-    };
-    if let Some(reason) = reason {
+fn observe(metrics: &SelfMetrics, a: &Answer<'_>) {
+    if let Some(reason) = a.reason {
         metrics.rejected(reason, 1);
-        tracing::debug!(%message, reason, "gRPC request rejected before decoding finished");
+        tracing::debug!(
+            message = a.message,
+            reason,
+            "gRPC request rejected before decoding finished"
+        );
     }
-    if new_code != code {
-        headers.insert("grpc-status", HeaderValue::from(new_code as i32));
-    }
-    new_code
-}
-
-/// Undoes the percent-encoding of `grpc-message`.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    metrics.request("grpc", &format!("{:?}", a.code), a.seconds);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+    use sightline_proto::grpc_status::normalise;
+    use tonic::Code;
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("failed%20to%20decode"), "failed to decode");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("a%2"), "a%2");
-    }
-
-    #[test]
-    fn tonic_decode_errors_become_invalid_argument() {
+    fn rejections_before_the_handler_are_counted() {
         let m = SelfMetrics::new();
         let mut h = http::HeaderMap::new();
         h.insert("grpc-status", HeaderValue::from(13));
@@ -270,13 +181,18 @@ mod tests {
             "grpc-message",
             HeaderValue::from_static("failed%20to%20decode%20Protobuf%20message:%20x"),
         );
-        assert_eq!(normalise_status(&m, &mut h), Code::InvalidArgument);
-        assert_eq!(h.get("grpc-status").unwrap(), "3");
+        let (code, reason, message) = normalise(&mut h);
+        observe(
+            &m,
+            &Answer {
+                path: "/x",
+                code,
+                reason,
+                message: &message,
+                seconds: 0.0,
+            },
+        );
+        assert_eq!(code, Code::InvalidArgument);
         assert_eq!(m.rejected_count("malformed"), 1);
-        let mut h = http::HeaderMap::new();
-        h.insert("grpc-status", HeaderValue::from(13));
-        h.insert("grpc-message", HeaderValue::from_static("storage%20error"));
-        assert_eq!(normalise_status(&m, &mut h), Code::Internal);
-        assert_eq!(normalise_status(&m, &mut http::HeaderMap::new()), Code::Ok);
     }
 }

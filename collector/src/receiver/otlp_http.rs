@@ -15,20 +15,16 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use sightline_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use sightline_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use sightline_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use sightline_proto::otlp_http::{error_response, ok_response, read_request, rejection, Format};
 
-use super::body::{decompress, read_limited, Encoding};
 use super::otlp_signal::OtlpRequest;
 use super::tenant_from_headers;
 use crate::ingest::{ingest, IngestError};
 use crate::state::AppState;
-
-const PROTOBUF: &str = "application/x-protobuf";
-const JSON: &str = "application/json";
 
 /// Routes of the OTLP/HTTP listener.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -39,72 +35,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Protobuf,
-    Json,
-}
-
-/// `google.rpc.Status`, the OTLP/HTTP error body.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-}
-
-fn encode<M: prost::Message + serde::Serialize>(format: Format, msg: &M) -> (HeaderValue, Vec<u8>) {
-    match format {
-        Format::Protobuf => (HeaderValue::from_static(PROTOBUF), msg.encode_to_vec()),
-        // serializing generated messages into a Vec cannot fail
-        Format::Json => (
-            HeaderValue::from_static(JSON),
-            serde_json::to_vec(msg).unwrap_or_default(),
-        ),
-    }
-}
-
-/// An error answer: HTTP status + `google.rpc.Status` body in the request's format.
 fn error(format: Format, status: StatusCode, code: tonic::Code, message: String) -> Response {
-    let (ct, body) = encode(
-        format,
-        &RpcStatus {
-            code: code as i32,
-            message,
-        },
-    );
-    let mut resp = (status, [(header::CONTENT_TYPE, ct)], body).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    resp
-}
-
-fn content_format(headers: &HeaderMap) -> Result<Format, String> {
-    let raw = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("<non-ascii>"))
-        .unwrap_or("");
-    let essence = raw
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        PROTOBUF => Ok(Format::Protobuf),
-        JSON => Ok(Format::Json),
-        "" => Err(format!("missing Content-Type: use {PROTOBUF} or {JSON}")),
-        _ => Err(format!(
-            "unsupported Content-Type {raw:?}: use {PROTOBUF} or {JSON}"
-        )),
-    }
+    error_response(format, status, code, message, 1).into_response()
 }
 
 async fn export<R: OtlpRequest>(
@@ -113,16 +45,11 @@ async fn export<R: OtlpRequest>(
     body: Body,
 ) -> Response {
     let metrics = &state.metrics;
-    let format = match content_format(&headers) {
+    let format = match Format::from_headers(&headers) {
         Ok(f) => f,
-        Err(msg) => {
-            metrics.rejected("unsupported_content_type", 1);
-            return error(
-                Format::Json,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                tonic::Code::InvalidArgument,
-                msg,
-            );
+        Err(e) => {
+            metrics.rejected(e.reason(), 1);
+            return rejection(Format::Json, &e).into_response();
         }
     };
     let tenant = match tenant_from_headers(&state, &headers) {
@@ -136,43 +63,22 @@ async fn export<R: OtlpRequest>(
             return error(format, status, code, e.to_string());
         }
     };
-    let bytes = match read_and_decompress(&state, &headers, body).await {
-        Ok(b) => b,
-        Err((status, msg)) => {
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                tonic::Code::ResourceExhausted
-            } else {
-                tonic::Code::InvalidArgument
-            };
-            return error(format, status, code, msg);
-        }
-    };
-    let decoded = match format {
-        Format::Protobuf => {
-            R::decode(bytes).map_err(|e| format!("invalid OTLP protobuf body: {e}"))
-        }
-        Format::Json => {
-            serde_json::from_slice::<R>(&bytes).map_err(|e| format!("invalid OTLP JSON body: {e}"))
-        }
-    };
-    let request = match decoded {
+    let request = match read_request::<R, _>(format, &headers, body, state.limits.max_request_bytes)
+        .await
+    {
         Ok(r) => r,
-        Err(msg) => {
-            metrics.rejected("malformed", 1);
-            tracing::debug!(%tenant, signal = R::SIGNAL.as_str(), %msg, "malformed OTLP/HTTP request");
-            return error(
-                format,
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                msg,
-            );
+        Err(e) => {
+            metrics.rejected(e.reason(), 1);
+            tracing::debug!(%tenant, signal = R::SIGNAL.as_str(), error = %e, "OTLP/HTTP request rejected");
+            return rejection(format, &e).into_response();
         }
     };
+    let metadata = request.metadata();
     let translated = request.translate(&state.translate);
     match ingest(&state, &tenant, R::SIGNAL, "otlp_http", translated).await {
         Ok(outcome) => {
-            let (ct, body) = encode(format, &R::response(&outcome));
-            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
+            state.record_metadata(&tenant, metadata);
+            ok_response(format, &R::response(&outcome)).into_response()
         }
         Err(IngestError::BadRequest(m)) => error(
             format,
@@ -193,32 +99,4 @@ async fn export<R: OtlpRequest>(
             m,
         ),
     }
-}
-
-/// Reads the body within the limit and undoes gzip/zstd; errors are counted and
-/// mapped to an HTTP status.
-pub(crate) async fn read_and_decompress(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Bytes, (StatusCode, String)> {
-    let limit = state.limits.max_request_bytes;
-    let result = async {
-        let enc = Encoding::from_headers(
-            headers,
-            &[Encoding::Identity, Encoding::Gzip, Encoding::Zstd],
-        )?;
-        let raw = read_limited(body, limit).await?;
-        decompress(enc, raw, limit)
-    }
-    .await;
-    result.map_err(|e| {
-        state.metrics.rejected(e.reason(), 1);
-        let status = match e {
-            super::body::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            super::body::BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            super::body::BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
-        };
-        (status, e.to_string())
-    })
 }

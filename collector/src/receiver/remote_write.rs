@@ -17,11 +17,12 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use sightline_proto::prometheus::WriteRequest;
 
-use super::body::{decompress, read_limited, BodyError, Encoding};
 use super::tenant_from_headers;
 use crate::ingest::{ingest, IngestError, Signal};
 use crate::state::AppState;
 use crate::translate;
+use sightline_proto::http_body::{read_body, Encoding};
+use sightline_proto::Error as BodyError;
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut msg = msg.into();
@@ -82,21 +83,14 @@ pub async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
                 "missing Content-Encoding: remote write bodies must be snappy-compressed (Content-Encoding: snappy)".into(),
             ));
         }
-        let enc = Encoding::from_headers(&headers, &[Encoding::Snappy])?;
-        let raw = read_limited(body, limit).await?;
-        decompress(enc, raw, limit)
+        read_body(&headers, body, &[Encoding::Snappy], limit).await
     }
     .await;
     let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
             metrics.rejected(e.reason(), 1);
-            let status = match e {
-                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
-            };
-            return text(status, e.to_string());
+            return text(e.http_status(), e.to_string());
         }
     };
     let req = match WriteRequest::decode(bytes) {
@@ -109,8 +103,13 @@ pub async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
             );
         }
     };
+    let metadata = crate::metadata::from_remote_write(&req);
     let translated = translate::remote_write(req, &state.translate);
-    match ingest(&state, &tenant, Signal::Metrics, "remote_write", translated).await {
+    let result = ingest(&state, &tenant, Signal::Metrics, "remote_write", translated).await;
+    if result.is_ok() {
+        state.record_metadata(&tenant, metadata);
+    }
+    match result {
         Ok(o) if o.rejected == 0 => StatusCode::NO_CONTENT.into_response(),
         Ok(o) => text(
             StatusCode::BAD_REQUEST,

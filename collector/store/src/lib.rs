@@ -14,7 +14,8 @@
 //! `codec` (record payloads), `engine` (threads), `memtable` (ingest rules), `index`,
 //! `parts`/`metrics_part`/`records_part` (Parquet), `compaction`, `query`, `layout`.
 //! Reads ([`Store::select_series`], [`Store::series`], [`Store::label_names`],
-//! [`Store::label_values`], [`Store::select_logs`], [`Store::select_spans`]) merge
+//! [`Store::label_values`], [`Store::select_logs`], [`Store::select_spans`],
+//! [`Store::scan_spans`] for trace search) merge
 //! memtables and parts and never see another tenant's data.
 
 pub mod clock;
@@ -30,6 +31,7 @@ pub mod model;
 mod parts;
 mod query;
 mod records_part;
+mod span_search;
 mod wal;
 
 use engine::{inc, Shared, WalMsg};
@@ -46,6 +48,7 @@ pub use model::{
     AttrValue, Attributes, Label, Labels, LogRecord, Sample, Series, SpanRecord, WriteBatch,
     METRIC_NAME,
 };
+pub use span_search::SpanScan;
 
 /// Errors of the store. [`Error::is_retryable`] tells receivers whether the sender
 /// should retry (unavailable) or not (bad request).

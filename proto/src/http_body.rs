@@ -1,6 +1,8 @@
 //! Reading HTTP request bodies within the size limit and undoing their
 //! `Content-Encoding`. The limit applies to the bytes on the wire and again to the
 //! decompressed bytes, so a small "zip bomb" cannot allocate more than the limit.
+//! Used by every HTTP receiver (OTLP/HTTP on the collector and the agent, Prometheus
+//! remote write); [`read_body`] is the whole sequence for one request.
 
 use std::io::Read;
 
@@ -8,30 +10,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-/// A body that cannot be used.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    /// Larger than `limits.max_request_bytes` (HTTP 413).
-    #[error("{0}")]
-    TooLarge(String),
-    /// Content-Encoding not supported here (HTTP 415).
-    #[error("{0}")]
-    UnsupportedEncoding(String),
-    /// Corrupt compressed data or a broken connection (HTTP 400).
-    #[error("{0}")]
-    Malformed(String),
-}
-
-impl BodyError {
-    /// Value of the `reason` label in `sightline_collector_rejected_total`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            BodyError::TooLarge(_) => "too_large",
-            BodyError::UnsupportedEncoding(_) => "unsupported_encoding",
-            BodyError::Malformed(_) => "malformed",
-        }
-    }
-}
+use crate::Error as BodyError;
 
 /// A body compression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,9 +79,26 @@ where
     }
 }
 
+/// `Content-Encoding` (one of `allowed`) → body read within `limit` → decompressed
+/// within `limit`.
+pub async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    allowed: &[Encoding],
+    limit: usize,
+) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let enc = Encoding::from_headers(headers, allowed)?;
+    let raw = read_limited(body, limit).await?;
+    decompress(enc, raw, limit)
+}
+
 fn too_large(limit: usize, what: &str) -> BodyError {
     BodyError::TooLarge(format!(
-        "request body{what} exceeds the limit of {limit} bytes (limits.max_request_bytes); send smaller batches"
+        "request body{what} exceeds the limit of {limit} bytes (the receiver's request size limit); send smaller batches"
     ))
 }
 
