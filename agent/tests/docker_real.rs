@@ -430,7 +430,11 @@ fn real_docker_container_is_discovered_measured_and_its_logs_shipped() {
     assert_eq!(item["runtime"], "docker", "{item}");
 
     // Container metrics in the collector, labelled from the Docker API.
-    let cpu_query = format!("container_cpu_time_seconds_total{{container_id=\"{id}\"}}");
+    // Selected by name too: a collection that ran before the Docker lookup answered
+    // exports the container under its id alone (a separate, earlier series).
+    let cpu_query = format!(
+        "container_cpu_time_seconds_total{{container_id=\"{id}\",container_name=\"{name}\"}}"
+    );
     let cpu = |min: f64| {
         let (status, body) = http_get(&api, &format!("/api/v1/query?query={}", encode(&cpu_query)));
         assert_eq!(status, 200, "{body}");
@@ -450,7 +454,8 @@ fn real_docker_container_is_discovered_measured_and_its_logs_shipped() {
         "the container's CPU time to grow",
         || cpu(first_cpu),
     );
-    let mem_query = format!("container_memory_usage_bytes{{container_id=\"{id}\"}}");
+    let mem_query =
+        format!("container_memory_usage_bytes{{container_id=\"{id}\",container_name=\"{name}\"}}");
     wait_for(
         Duration::from_secs(20),
         "the container's memory usage in the collector",
