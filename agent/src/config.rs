@@ -40,7 +40,7 @@
 //!   kubelet_insecure_skip_verify: false
 //!   docker_socket: /var/run/docker.sock   # --docker-socket (skipped when absent)
 //!   max_container_series: 20000     # per node; the rest is folded into an overflow series
-//!   rescan_interval: 1s
+//!   rescan_interval: 10s           # safety net; inotify finds new cgroups at once
 //! ```
 
 use std::net::SocketAddr;
