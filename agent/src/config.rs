@@ -40,7 +40,7 @@
 //!   kubelet_insecure_skip_verify: false
 //!   docker_socket: /var/run/docker.sock   # --docker-socket (skipped when absent)
 //!   max_container_series: 20000     # per node; the rest is folded into an overflow series
-//!   rescan_interval: 1s
+//!   rescan_interval: 10s           # safety net; inotify finds new cgroups at once
 //! data_dir: /var/lib/sightline-agent   # --data-dir: log checkpoints and the disk buffer
 //! buffer:                           # see `buffer::config`
 //!   max_bytes: 256MiB

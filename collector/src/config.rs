@@ -6,7 +6,8 @@
 //! them together. The sections map onto the running parts: `server` onto the three
 //! listeners, `auth` onto tenant resolution, `limits` onto the receivers and the
 //! store's series limit, `ingest` onto translation, `storage` onto
-//! [`sightline_store::StoreConfig`].
+//! [`sightline_store::StoreConfig`], `query` onto the read APIs' limits
+//! ([`QueryConfig::limits`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +35,12 @@ pub struct Config {
     /// Where and how data is stored.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Own metrics, local scrape targets and span metrics written into the store.
+    #[serde(default)]
+    pub self_monitoring: crate::self_monitoring::SelfMonitoringConfig,
+    /// Limits of the read APIs (PromQL, series/labels, trace search).
+    #[serde(default)]
+    pub query: QueryConfig,
 }
 
 /// `server:` section.
@@ -225,6 +232,107 @@ fn default_min_free_bytes() -> u64 {
     256 * 1024 * 1024
 }
 
+/// `query:` section: what one read request may cost. Hits are counted in
+/// `sightline_collector_query_limit_hits_total{limit}`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Most samples a PromQL query may hold in memory at once (loaded plus
+    /// computed), like Prometheus' `--query.max-samples`. Beyond it the query fails
+    /// with 422 `execution` "query processing would load too many samples into
+    /// memory in query execution".
+    #[serde(default = "default_max_samples")]
+    pub max_samples: usize,
+    /// Longest a PromQL query may run (including the wait for a free slot), like
+    /// `--query.timeout`; beyond it 503 `timeout`.
+    #[serde(default = "default_query_timeout")]
+    pub timeout: String,
+    /// Most series one PromQL selector may match (422 `execution`); also the most
+    /// series, label names or values `/api/v1/series`, `/labels`,
+    /// `/label/<name>/values` return — more are cut off with a warning.
+    #[serde(default = "default_query_max_series")]
+    pub max_series: usize,
+    /// PromQL queries evaluated at once; more wait for a slot (within `timeout`),
+    /// like `--query.max-concurrency`.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Most spans one trace search or tag lookup reads (newest first); a search
+    /// over more returns what it found in the newest ones.
+    #[serde(default = "default_max_search_spans")]
+    pub max_search_spans: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            max_samples: default_max_samples(),
+            timeout: default_query_timeout(),
+            max_series: default_query_max_series(),
+            max_concurrency: default_max_concurrency(),
+            max_search_spans: default_max_search_spans(),
+        }
+    }
+}
+
+fn default_max_samples() -> usize {
+    50_000_000
+}
+fn default_query_timeout() -> String {
+    "2m".into()
+}
+fn default_query_max_series() -> usize {
+    500_000
+}
+fn default_max_concurrency() -> usize {
+    20
+}
+fn default_max_search_spans() -> usize {
+    200_000
+}
+
+/// The `query:` section, parsed (see [`QueryConfig`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryLimits {
+    pub max_samples: usize,
+    pub timeout: Duration,
+    pub max_series: usize,
+    pub max_concurrency: usize,
+    pub max_search_spans: usize,
+}
+
+impl QueryConfig {
+    /// The parsed limits. Call after [`Config::validate`] returned no errors.
+    pub fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            max_samples: self.max_samples,
+            timeout: parse_duration(&self.timeout).unwrap_or(Duration::from_secs(120)),
+            max_series: self.max_series,
+            max_concurrency: self.max_concurrency,
+            max_search_spans: self.max_search_spans,
+        }
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        for (key, v) in [
+            ("query.max_samples", self.max_samples),
+            ("query.max_series", self.max_series),
+            ("query.max_concurrency", self.max_concurrency),
+            ("query.max_search_spans", self.max_search_spans),
+        ] {
+            if v == 0 {
+                errors.push(format!("{key}: must be at least 1"));
+            }
+        }
+        match parse_duration(&self.timeout) {
+            Ok(d) if d < Duration::from_millis(1) => {
+                errors.push("query.timeout: must be at least 1ms".into())
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("query.timeout: {e}")),
+        }
+    }
+}
+
 /// Parses durations like `500ms`, `10s`, `5m`, `2h`, `1d` (one number, one unit).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -359,6 +467,8 @@ impl Config {
             Ok(_) => {}
             Err(e) => errors.push(format!("storage.flush_interval: {e}")),
         }
+        errors.extend(self.self_monitoring.validate());
+        self.query.validate(&mut errors);
         errors
     }
 
@@ -441,7 +551,8 @@ mod tests {
             "server:\n  grpc_addr: nonsense\n  tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}\n\
              auth:\n  tokens:\n    - {token: abc, tenant: 'bad tenant'}\n    - {token: abc, tenant: ok}\n\
              limits: {max_request_bytes: 10, max_series_per_tenant: 0}\n\
-             storage: {flush_interval: 10 parsecs}\n",
+             storage: {flush_interval: 10 parsecs}\n\
+             query: {max_samples: 0, timeout: soon}\n",
         )
         .unwrap();
         let errs = cfg.validate();
@@ -455,6 +566,8 @@ mod tests {
             "limits.max_request_bytes",
             "limits.max_series_per_tenant",
             "storage.flush_interval",
+            "query.max_samples",
+            "query.timeout",
         ] {
             assert!(joined.contains(needle), "missing {needle} in:\n{joined}");
         }
@@ -462,7 +575,7 @@ mod tests {
             !joined.contains("abc"),
             "token leaked into errors: {joined}"
         );
-        assert_eq!(errs.len(), 8, "{joined}");
+        assert_eq!(errs.len(), 10, "{joined}");
     }
 
     #[test]
@@ -479,6 +592,22 @@ mod tests {
         assert_eq!(tokens.len(), 2);
         assert_eq!(tokens[1].tenant, "team-a");
         assert!(cfg.validate().is_empty());
+    }
+
+    #[test]
+    fn query_limits() {
+        let cfg =
+            Config::parse("query: {max_samples: 1000, timeout: 500ms, max_series: 7}\n").unwrap();
+        assert!(cfg.validate().is_empty());
+        let l = cfg.query.limits();
+        assert_eq!(l.max_samples, 1000);
+        assert_eq!(l.timeout, Duration::from_millis(500));
+        assert_eq!(l.max_series, 7);
+        assert_eq!(l.max_concurrency, 20);
+        let d = QueryConfig::default().limits();
+        assert_eq!(d.max_samples, 50_000_000);
+        assert_eq!(d.timeout, Duration::from_secs(120));
+        assert!(Config::parse("query: {max_sample: 1}\n").is_err());
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub async fn ingest(
         tracing::warn!(tenant, signal = signal.as_str(), protocol, %message, "request rejected");
         return Err(IngestError::BadRequest(message));
     }
+    let spans = crate::spanmetrics::observations(&batch);
     let outcome = match state.store.write(tenant, batch).await {
         Ok(o) => o,
         Err(e) if e.is_retryable() => {
@@ -111,6 +112,9 @@ pub async fn ingest(
             return Err(IngestError::Internal(format!("storage error: {e}")));
         }
     };
+    state
+        .spanmetrics
+        .record(tenant, spans, state.clock.now_ms());
     metrics.received(signal.as_str(), protocol, outcome.accepted);
     if outcome.log_duplicates > 0 {
         // A re-send after a lost ack or a crash: stored once already, success for the sender.

@@ -6,7 +6,10 @@
 //! (OTLP/gRPC, OTLP/HTTP, Prometheus remote write), are authenticated to a tenant
 //! ([`auth`]), translated into the store's model ([`translate`]) and written by
 //! [`ingest`] — acknowledged only once durable. [`api`] serves the Prometheus, Loki
-//! and Tempo read APIs plus `/metrics` ([`self_metrics`]). Configuration lives in
+//! and Tempo read APIs plus `/metrics` ([`self_metrics`]); metric metadata is kept by
+//! [`metadata`]. Span batches also feed [`spanmetrics`] (RED series), which
+//! [`self_monitoring`] writes into the store together with the collector's own
+//! metrics. Configuration lives in
 //! [`config`]; `main.rs` is the CLI.
 
 pub mod api;
@@ -14,9 +17,12 @@ pub mod auth;
 pub mod config;
 pub mod ingest;
 pub mod logql;
+pub mod metadata;
 pub mod receiver;
 pub mod self_metrics;
+pub mod self_monitoring;
 pub mod server;
+pub mod spanmetrics;
 pub mod state;
 pub mod tls;
 pub mod translate;

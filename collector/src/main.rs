@@ -6,7 +6,8 @@
 //! - `sightline-collector validate --config FILE`: print every config error.
 //! - `sightline-collector up [--data-dir DIR] [--interval 10s]`: the collector with
 //!   defaults plus a supervised `sightline-agent` (found next to this binary) that
-//!   ships this host's telemetry to it.
+//!   ships this host's telemetry to it; the agent's own `/metrics` is stored by the
+//!   collector's self-monitoring (`job="sightline-agent"`).
 //!
 //! Every flag has an environment twin (`SIGHTLINE_DATA_DIR`, ...).
 
@@ -75,6 +76,9 @@ struct RunArgs {
     /// Write the bound addresses here as JSON once ready.
     #[arg(long, env = "SIGHTLINE_LISTEN_FILE")]
     listen_file: Option<PathBuf>,
+    /// Set by `up`: the local agent's /metrics, stored by self-monitoring.
+    #[arg(skip)]
+    scrape_agent: Option<String>,
 }
 
 impl RunArgs {
@@ -94,6 +98,14 @@ impl RunArgs {
         }
         if let Some(a) = &self.http_addr {
             cfg.server.http_addr = a.clone();
+        }
+        if let Some(url) = &self.scrape_agent {
+            cfg.self_monitoring
+                .scrape
+                .push(sightline_collector::self_monitoring::ScrapeTarget {
+                    job: "sightline-agent".into(),
+                    url: url.clone(),
+                });
         }
         Ok(cfg)
     }
@@ -218,6 +230,13 @@ async fn up(run: RunArgs, interval: String) -> anyhow::Result<()> {
             agent.display()
         );
     }
+    // The agent's /metrics gets a fixed port so the collector's self-monitoring can
+    // store the agent's own metrics next to its own (job="sightline-agent").
+    let agent_http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("cannot pick a port for the agent's /metrics")?;
+    let mut run = run;
+    run.scrape_agent = Some(format!("http://{agent_http}/metrics"));
     let (tx, mut rx) = watch::channel(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let collector = tokio::spawn(serve(run, Some(tx)));
@@ -230,7 +249,13 @@ async fn up(run: RunArgs, interval: String) -> anyhow::Result<()> {
             return collector.await.context("collector task failed")?;
         }
     };
-    let supervisor = tokio::spawn(supervise_agent(agent, grpc.port(), interval, stop_rx));
+    let supervisor = tokio::spawn(supervise_agent(
+        agent,
+        grpc.port(),
+        agent_http.to_string(),
+        interval,
+        stop_rx,
+    ));
     let result = collector.await.context("collector task failed")?;
     let _ = stop_tx.send(true);
     let _ = supervisor.await;
@@ -241,6 +266,7 @@ async fn up(run: RunArgs, interval: String) -> anyhow::Result<()> {
 async fn supervise_agent(
     agent: PathBuf,
     grpc_port: u16,
+    http_addr: String,
     interval: String,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -253,7 +279,7 @@ async fn supervise_agent(
             .arg("--interval")
             .arg(&interval)
             .arg("--http-addr")
-            .arg("127.0.0.1:0")
+            .arg(&http_addr)
             .kill_on_drop(true)
             .spawn()
         {

@@ -21,6 +21,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ItemLabels {
     signal: String,
     protocol: String,
@@ -83,9 +88,16 @@ pub struct SelfMetrics {
     log_duplicates: Counter,
     requests: Family<RequestLabels, Counter>,
     duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
+    limit_hits: Family<LimitLabels, Counter>,
     store: StoreMetrics,
     promql: PromqlMetrics,
     loki_queries: Family<LokiQueryLabels, Counter>,
+    /// Span metrics and self-monitoring (`crate::spanmetrics`, `crate::self_monitoring`).
+    pub spanmetrics_spans: Counter,
+    pub spanmetrics_overflow: Counter,
+    spanmetrics_series: Gauge<u64, AtomicU64>,
+    self_monitoring_samples: Counter,
+    self_monitoring_errors: Family<ReasonLabels, Counter>,
 }
 
 impl Default for SelfMetrics {
@@ -128,6 +140,12 @@ impl SelfMetrics {
             "sightline_collector_request_duration_seconds",
             "Time to answer a request, by protocol",
             duration.clone(),
+        );
+        let limit_hits = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "sightline_collector_query_limit_hits",
+            "Read requests that hit a query limit (max_samples, max_series, timeout, search_spans, ...)",
+            limit_hits.clone(),
         );
         let store = StoreMetrics {
             wal_records: Counter::default(),
@@ -199,6 +217,36 @@ impl SelfMetrics {
             "Samples loaded from storage by PromQL queries",
             promql.samples_loaded.clone(),
         );
+        let spanmetrics_spans = Counter::default();
+        registry.register(
+            "sightline_spanmetrics_spans",
+            "Spans counted into traces_spanmetrics_* series",
+            spanmetrics_spans.clone(),
+        );
+        let spanmetrics_overflow = Counter::default();
+        registry.register(
+            "sightline_spanmetrics_overflow",
+            "Spans folded into the overflow series because of the series cap",
+            spanmetrics_overflow.clone(),
+        );
+        let spanmetrics_series = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "sightline_spanmetrics_series",
+            "Span metrics label sets tracked, all tenants",
+            spanmetrics_series.clone(),
+        );
+        let self_monitoring_samples = Counter::default();
+        registry.register(
+            "sightline_self_monitoring_samples",
+            "Self-monitoring and span metrics samples written into the store",
+            self_monitoring_samples.clone(),
+        );
+        let self_monitoring_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "sightline_self_monitoring_errors",
+            "Self-monitoring rounds that failed, by reason (scrape, write, rejected)",
+            self_monitoring_errors.clone(),
+        );
         let loki_queries = Family::<LokiQueryLabels, Counter>::default();
         registry.register(
             "sightline_collector_loki_queries",
@@ -213,8 +261,14 @@ impl SelfMetrics {
             log_duplicates,
             requests,
             duration,
+            limit_hits,
             store,
             promql,
+            spanmetrics_spans,
+            spanmetrics_overflow,
+            spanmetrics_series,
+            self_monitoring_samples,
+            self_monitoring_errors,
         }
     }
 
@@ -236,6 +290,16 @@ impl SelfMetrics {
                 reason: reason.to_string(),
             })
             .get()
+    }
+
+    /// Counts one read request that hit `limit` (`max_samples`, `max_series`,
+    /// `timeout`, `search_spans`, ...).
+    pub fn query_limit_hit(&self, limit: &str) {
+        self.limit_hits
+            .get_or_create(&LimitLabels {
+                limit: limit.to_string(),
+            })
+            .inc();
     }
 
     /// Counts items accepted into the store.
@@ -271,6 +335,25 @@ impl SelfMetrics {
                 protocol: protocol.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// Sets the number of tracked span metrics label sets.
+    pub fn spanmetrics_series(&self, n: usize) {
+        self.spanmetrics_series.set(n as u64);
+    }
+
+    /// Counts samples written by self-monitoring.
+    pub fn self_monitoring_samples(&self, n: u64) {
+        self.self_monitoring_samples.inc_by(n);
+    }
+
+    /// Counts one failed self-monitoring step.
+    pub fn self_monitoring_error(&self, reason: &str) {
+        self.self_monitoring_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one answered Loki API request.
@@ -332,6 +415,7 @@ mod tests {
         m.rejected("out_of_order", 3);
         m.received("metrics", "grpc", 10);
         m.request("grpc", "Ok", 0.01);
+        m.query_limit_hit("max_samples");
         let stats = StoreStats {
             wal_fsyncs_total: 7,
             series_total: 5,
@@ -351,6 +435,10 @@ mod tests {
         ));
         assert!(text.contains(r#"sightline_collector_requests_total{protocol="grpc",code="Ok"} 1"#));
         assert!(text.contains("sightline_collector_request_duration_seconds_bucket"));
+        assert!(
+            text.contains(r#"sightline_collector_query_limit_hits_total{limit="max_samples"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains("sightline_store_wal_fsyncs_total 7"),
             "{text}"

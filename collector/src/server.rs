@@ -173,6 +173,12 @@ pub async fn start(
         http_tls.clone(),
         shutdown_rx.clone(),
     ));
+    tasks.spawn(crate::self_monitoring::run(
+        state.clone(),
+        cfg.self_monitoring.clone(),
+        addrs.http.to_string(),
+        shutdown_rx.clone(),
+    ));
     tasks.spawn(serve_http(http_listener, api_router, http_tls, shutdown_rx));
 
     state.set_ready(true);
@@ -211,6 +217,12 @@ impl Collector {
         }
         tracing::info!("flushing store");
         self.state.store.flush().await?;
+        let metadata = self.state.metadata.clone();
+        match tokio::task::spawn_blocking(move || metadata.persist()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot save metric metadata"),
+            Err(e) => tracing::warn!(error = %e, "metric metadata save task failed"),
+        }
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -246,7 +246,8 @@ pub struct Agent {
 
 impl Agent {
     /// An agent shipping to `grpc_endpoint` every `interval` (e.g. "1s"); `extra_args`
-    /// are appended to the command line.
+    /// are appended to the command line (with `--http-addr` among them, /metrics listens
+    /// there instead of on a free port).
     pub fn start(grpc_endpoint: &str, interval: &str, extra_args: &[&str]) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("sightline-agent-")
@@ -254,28 +255,22 @@ impl Agent {
             .expect("temp dir");
         let listen_file = dir.path().join("listen.json");
         let mut cmd = Command::new(binaries::agent());
-        cmd.args([
-            "--endpoint",
-            grpc_endpoint,
-            "--interval",
-            interval,
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--listen-file")
-        .arg(&listen_file)
-        .args(extra_args)
-        // The OTLP receiver for applications on free ports unless the test chose.
-        .args(
-            ["--otlp-grpc-addr", "--otlp-http-addr"]
-                .into_iter()
-                .filter(|flag| !extra_args.contains(flag))
-                .flat_map(|flag| [flag, "127.0.0.1:0"]),
-        )
-        .env("RUST_LOG", "info")
-        // The agent's disk buffer, if it keeps one, stays inside the temp dir.
-        .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
-        .current_dir(dir.path());
+        cmd.args(["--endpoint", grpc_endpoint, "--interval", interval])
+            .arg("--listen-file")
+            .arg(&listen_file)
+            .args(extra_args)
+            // /metrics and the OTLP receiver for applications on free ports unless the
+            // test chose.
+            .args(
+                ["--http-addr", "--otlp-grpc-addr", "--otlp-http-addr"]
+                    .into_iter()
+                    .filter(|flag| !extra_args.contains(flag))
+                    .flat_map(|flag| [flag, "127.0.0.1:0"]),
+            )
+            .env("RUST_LOG", "info")
+            // The agent's disk buffer, if it keeps one, stays inside the temp dir.
+            .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+            .current_dir(dir.path());
         let mut process = Process::spawn("agent", cmd, dir.path(), 0);
         let addrs = wait_listen_file(&mut process, &listen_file, &["http"]);
         let optional = |key: &str| {

@@ -72,7 +72,7 @@ impl Default for ContainerOptions {
                 docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
             },
             max_series: 20_000,
-            rescan_interval: Duration::from_secs(1),
+            rescan_interval: Duration::from_secs(10),
         }
     }
 }

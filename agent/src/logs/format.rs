@@ -99,7 +99,11 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b.get(r)?.iter().try_fold(0_i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
@@ -112,11 +116,15 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         if digits == 0 {
             return None;
         }
-        let mut scaled = frac[..digits.min(9)].to_string();
-        while scaled.len() < 9 {
-            scaled.push('0');
+        // First nine digits, scaled to nanoseconds (no allocation: this runs per line).
+        for (i, d) in frac
+            .bytes()
+            .take(9)
+            .take_while(u8::is_ascii_digit)
+            .enumerate()
+        {
+            nanos += i64::from(d - b'0') * 10_i64.pow(8 - i as u32);
         }
-        nanos = scaled.parse().ok()?;
         rest = &frac[digits..];
     }
     let offset_secs: i64 = match rest {
@@ -160,22 +168,58 @@ pub fn severity(message: &str) -> Option<(i32, &'static str)> {
             _ => {}
         }
     }
-    head.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty() && w.len() <= 9)
-        .find_map(level_word)
+    // Words are runs of ASCII letters and digits; scanned as bytes (this runs per line).
+    let mut start = 0;
+    for (i, c) in b.iter().chain(std::iter::once(&b' ')).enumerate() {
+        if c.is_ascii_alphanumeric() {
+            continue;
+        }
+        if let Some(found) = b.get(start..i).and_then(level_word) {
+            return Some(found);
+        }
+        start = i + 1;
+    }
+    None
 }
 
-fn level_word(word: &str) -> Option<(i32, &'static str)> {
-    let w = word.to_ascii_uppercase();
-    Some(match w.as_str() {
-        "TRACE" | "TRC" => (1, "TRACE"),
-        "DEBUG" | "DBG" => (5, "DEBUG"),
-        "INFO" | "INF" | "NOTICE" => (9, "INFO"),
-        "WARN" | "WARNING" | "WRN" => (13, "WARN"),
-        "ERROR" | "ERR" | "SEVERE" => (17, "ERROR"),
-        "FATAL" | "FTL" | "CRITICAL" | "CRIT" | "PANIC" | "EMERG" | "ALERT" => (21, "FATAL"),
-        _ => return None,
-    })
+/// Level words (matched case-insensitively) and what they mean.
+const LEVEL_WORDS: [(&str, i32, &str); 20] = [
+    ("TRACE", 1, "TRACE"),
+    ("TRC", 1, "TRACE"),
+    ("DEBUG", 5, "DEBUG"),
+    ("DBG", 5, "DEBUG"),
+    ("INFO", 9, "INFO"),
+    ("INF", 9, "INFO"),
+    ("NOTICE", 9, "INFO"),
+    ("WARN", 13, "WARN"),
+    ("WARNING", 13, "WARN"),
+    ("WRN", 13, "WARN"),
+    ("ERROR", 17, "ERROR"),
+    ("ERR", 17, "ERROR"),
+    ("SEVERE", 17, "ERROR"),
+    ("FATAL", 21, "FATAL"),
+    ("FTL", 21, "FATAL"),
+    ("CRITICAL", 21, "FATAL"),
+    ("CRIT", 21, "FATAL"),
+    ("PANIC", 21, "FATAL"),
+    ("EMERG", 21, "FATAL"),
+    ("ALERT", 21, "FATAL"),
+];
+
+fn level_word(word: &[u8]) -> Option<(i32, &'static str)> {
+    // Runs for every word of every line's head: compare in place, no allocation.
+    if !(3..=8).contains(&word.len())
+        || !matches!(
+            word[0].to_ascii_uppercase(),
+            b'T' | b'D' | b'I' | b'N' | b'W' | b'E' | b'S' | b'F' | b'C' | b'P' | b'A'
+        )
+    {
+        return None;
+    }
+    LEVEL_WORDS
+        .iter()
+        .find(|(w, _, _)| w.as_bytes().eq_ignore_ascii_case(word))
+        .map(|&(_, n, t)| (n, t))
 }
 
 #[cfg(test)]

@@ -80,8 +80,8 @@ impl Assembler {
         }
     }
 
-    fn slot(&mut self, stream: Option<&'static str>, now: Instant) -> &mut Pending {
-        let i = match self.pending.iter().position(|p| p.stream == stream) {
+    fn slot_index(&mut self, stream: Option<&'static str>, now: Instant) -> usize {
+        match self.pending.iter().position(|p| p.stream == stream) {
             Some(i) => i,
             None => {
                 self.pending.push(Pending {
@@ -92,16 +92,18 @@ impl Assembler {
                 });
                 self.pending.len() - 1
             }
-        };
-        &mut self.pending[i]
+        }
     }
 
     /// Feed the line occupying `[start, end)`; completed records are pushed to `out`.
     pub fn push(&mut self, start: u64, end: u64, line: Line, now: Instant, out: &mut Vec<Record>) {
         let max_bytes = self.max_bytes;
-        let rule = self.rule.clone();
         let mut truncated = 0;
-        let slot = self.slot(line.stream, now);
+        // Borrow the rule and the slot separately: cloning the rule (a `Regex`) per line
+        // cost more than the rest of the assembly.
+        let i = self.slot_index(line.stream, now);
+        let rule = self.rule.as_ref();
+        let slot = &mut self.pending[i];
         slot.updated = now;
         // 1. Join partial pieces.
         let logical = match slot.partial.take() {
@@ -134,14 +136,16 @@ impl Assembler {
             }
         };
         // 2. Multiline.
-        match &rule {
+        match rule {
             None => out.push(logical),
             Some(rule) => {
-                let joins = slot.record.as_ref().is_some_and(|r| {
-                    rule.continuation.is_match(&logical.message)
-                        && r.lines < rule.max_lines
-                        && r.message.len() + 1 + logical.message.len() <= rule.max_bytes
-                });
+                let continues =
+                    slot.record.is_some() && rule.continuation.is_match(&logical.message);
+                let joins = continues
+                    && slot.record.as_ref().is_some_and(|r| {
+                        r.lines < rule.max_lines
+                            && r.message.len() + 1 + logical.message.len() <= rule.max_bytes
+                    });
                 if joins {
                     if let Some(r) = slot.record.as_mut() {
                         r.message.push('\n');
@@ -150,7 +154,7 @@ impl Assembler {
                         r.lines += 1;
                     }
                 } else {
-                    if slot.record.is_some() && rule.continuation.is_match(&logical.message) {
+                    if continues {
                         truncated += 1;
                     }
                     if let Some(prev) = slot.record.replace(logical) {

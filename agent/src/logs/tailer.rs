@@ -70,6 +70,9 @@ struct Tracked {
     rotated_at: Option<Instant>,
     quiet_polls: u32,
     done: bool,
+    /// (size, mtime) at the last truncation check: unchanged means not truncated, so
+    /// an idle file costs one `fstat` and one `stat` per poll, no read.
+    checked: Option<(u64, i64, i64)>,
 }
 
 /// Hash of the first `len` bytes, `None` if the file is shorter or unreadable.
@@ -102,6 +105,9 @@ pub struct Tailer {
     /// with one of these prefixes is a copy of content already read.
     known_prefixes: std::collections::VecDeque<(PathBuf, u64, u64)>,
     buf: Vec<u8>,
+    /// Discovery ran in this pass: idle files are checked for renaming too (a file
+    /// that grew is checked on every poll).
+    rename_check_due: bool,
 }
 
 impl Tailer {
@@ -132,6 +138,7 @@ impl Tailer {
             ignored: std::collections::HashSet::new(),
             known_prefixes: std::collections::VecDeque::new(),
             buf: Vec::new(),
+            rename_check_due: true,
         }
     }
 
@@ -143,11 +150,13 @@ impl Tailer {
     pub fn run(mut self) {
         while !self.stop.load(Ordering::Acquire) {
             let started = Instant::now();
-            let discover_every = (self.opts.poll_interval * 4).max(Duration::from_millis(200));
-            if self
+            // Every 2 s at the default 250 ms poll: a rotation triggers one at once, so
+            // this only bounds how late a new container's first file is found.
+            let discover_every = (self.opts.poll_interval * 8).max(Duration::from_millis(200));
+            self.rename_check_due = self
                 .last_discovery
-                .is_none_or(|t| started.duration_since(t) >= discover_every)
-            {
+                .is_none_or(|t| started.duration_since(t) >= discover_every);
+            if self.rename_check_due {
                 self.discover();
                 self.last_discovery = Some(started);
             }
@@ -319,6 +328,7 @@ impl Tailer {
                 rotated_at: rotated.then(Instant::now),
                 quiet_polls: 0,
                 done: false,
+                checked: None,
             });
         }
         self.telemetry
@@ -337,13 +347,14 @@ impl Tailer {
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
+            let mut size = None;
             if t.rotated_at.is_none() {
-                self.check_rotation(t, &tracked);
+                size = self.check_rotation(t, &tracked);
                 if t.done {
                     continue;
                 }
             }
-            busy |= self.read(t);
+            busy |= self.read(t, size);
             let mut out = Vec::new();
             t.assembler.flush_idle(now, &mut out);
             self.emit(t, out);
@@ -364,13 +375,21 @@ impl Tailer {
         busy
     }
 
-    fn check_rotation(&mut self, t: &mut Tracked, others: &[(u64, u64)]) {
+    /// Detect truncation and renaming; returns the open file's size when it still is
+    /// the same content (so `read` need not `fstat` again).
+    fn check_rotation(&mut self, t: &mut Tracked, others: &[(u64, u64)]) -> Option<u64> {
         // Truncation first, through the open descriptor: a file may have been truncated
         // and then renamed between two polls; its copy still has to be finished.
-        let size = t.file.metadata().map(|m| m.len()).unwrap_or(0);
+        let stat = t.file.metadata().ok();
+        let size = stat.as_ref().map_or(0, |m| m.len());
+        let seen = stat.as_ref().map(|m| (m.len(), m.mtime(), m.mtime_nsec()));
+        // The first bytes are compared only when size or mtime moved since the last check.
+        let moved = seen.is_none() || seen != t.checked;
         let truncated =
-            size < t.offset || prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash);
+            size < t.offset || (moved && prefix_hash(&t.file, t.prefix_len) != Some(t.prefix_hash));
+        t.checked = seen;
         if truncated {
+            t.checked = None;
             self.telemetry.logs.rotation(style::TRUNCATE);
             self.last_discovery = None;
             if let Some((path, file, dev, ino)) = find_copy(t, others) {
@@ -394,7 +413,12 @@ impl Tailer {
                 t.done = true;
             }
             t.rotated_at = Some(Instant::now());
-            return;
+            return None;
+        }
+        // An idle file is looked up by name only when discovery runs (which also finds
+        // its successor): one `fstat` per poll is all an idle file costs.
+        if !moved && !self.rename_check_due {
+            return stat.is_some().then_some(size);
         }
         let renamed = match std::fs::metadata(&t.path) {
             Ok(m) => (m.dev(), m.ino()) != (t.dev, t.ino),
@@ -407,6 +431,7 @@ impl Tailer {
             self.telemetry.logs.rotation(style::RENAME);
             tracing::debug!(path = %t.path.display(), "log file rotated (renamed), reading it to the end");
         }
+        stat.is_some().then_some(size)
     }
 
     fn bucket_allows(&mut self, key: &str) -> bool {
@@ -428,10 +453,11 @@ impl Tailer {
         }
     }
 
-    /// Read and process new complete lines; `true` if more data is waiting.
-    fn read(&mut self, t: &mut Tracked) -> bool {
-        let size = match t.file.metadata() {
-            Ok(m) => m.len(),
+    /// Read and process new complete lines; `true` if more data is waiting. `size` is the
+    /// file's size if the caller just took it.
+    fn read(&mut self, t: &mut Tracked, size: Option<u64>) -> bool {
+        let size = match size.map_or_else(|| t.file.metadata().map(|m| m.len()), Ok) {
+            Ok(s) => s,
             Err(_) => return false,
         };
         if size <= t.offset {
@@ -456,7 +482,7 @@ impl Tailer {
         let now = Instant::now();
         loop {
             let rest = &data[pos..];
-            let (line_len, consumed) = match rest.iter().position(|b| *b == b'\n') {
+            let (line_len, consumed) = match find_newline(rest) {
                 Some(nl) => (nl, nl + 1),
                 // A line longer than the cap is cut into pieces of the cap.
                 None if rest.len() >= self.opts.max_line_bytes => {
@@ -571,6 +597,31 @@ impl Tailer {
     }
 }
 
+/// Index of the first `\n`, eight bytes at a time (the tailer's inner loop).
+fn find_newline(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0usize;
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let x = u64::from_le_bytes(word) ^ NL;
+        // The lowest flagged byte is always a real zero byte of `x`, i.e. a `\n`.
+        let zero = x.wrapping_sub(LO) & !x & HI;
+        if zero != 0 {
+            return Some(base + (zero.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|p| base + p)
+}
+
 /// The rotated copy of a truncated file: a sibling with the same first bytes holding at
 /// least everything read so far.
 fn find_copy(t: &Tracked, others: &[(u64, u64)]) -> Option<(PathBuf, File, u64, u64)> {
@@ -605,4 +656,29 @@ fn copy_candidate(
     }
     (m.len() >= t.offset && prefix_hash(&f, t.prefix_len) == Some(t.prefix_hash))
         .then(|| (p.to_path_buf(), f, dev, ino))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_newline;
+
+    #[test]
+    fn newline_search_matches_a_byte_scan() {
+        let mut data = Vec::new();
+        for i in 0..300u32 {
+            // every byte value, including 0x0a neighbours (0x0b, 0x8a) and borrows (0x00, 0x01)
+            data.push((i * 37 % 256) as u8);
+        }
+        for start in 0..data.len() {
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 64, 200] {
+                let s = &data[start..(start + len).min(data.len())];
+                assert_eq!(find_newline(s), s.iter().position(|b| *b == b'\n'), "{s:?}");
+            }
+        }
+        let mut line = vec![b'x'; 100];
+        line[99] = b'\n';
+        assert_eq!(find_newline(&line), Some(99));
+        assert_eq!(find_newline(&[0x0a; 3]), Some(0));
+        assert_eq!(find_newline(&[0x0b; 20]), None);
+    }
 }

@@ -152,7 +152,7 @@ impl<'a> Evaluator<'a> {
         bounds: QueryBounds,
         opts: &'a QueryOptions,
     ) -> Result<Self> {
-        let data = plan::prefetch(q, ast, bounds, opts.max_series)?;
+        let data = plan::prefetch(q, ast, bounds, opts.max_series, opts.max_samples)?;
         Ok(Evaluator {
             data,
             bounds,

@@ -296,6 +296,27 @@ fn valid_label_name(s: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
+/// `^(?:re)$` compiled; the last few are kept per thread, because `label_replace` runs
+/// once per step of a range query with the same expression.
+fn anchored_regex(re: &str) -> std::result::Result<regex::Regex, regex::Error> {
+    thread_local! {
+        static CACHE: std::cell::RefCell<Vec<(String, regex::Regex)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    CACHE.with(|c| {
+        if let Some((_, r)) = c.borrow().iter().find(|(k, _)| k == re) {
+            return Ok(r.clone());
+        }
+        let r = regex::Regex::new(&format!("^(?:{re})$"))?;
+        let mut c = c.borrow_mut();
+        if c.len() >= 8 {
+            c.remove(0);
+        }
+        c.push((re.to_string(), r.clone()));
+        Ok(r)
+    })
+}
+
 fn label_replace(
     v: Vec<Elem>,
     dst: &str,
@@ -304,7 +325,7 @@ fn label_replace(
     re: &str,
     t: i64,
 ) -> Result<Vec<Elem>> {
-    let regex = regex::Regex::new(&format!("^(?:{re})$")).map_err(|_| {
+    let regex = anchored_regex(re).map_err(|_| {
         Error::Execution(format!(
             "invalid regular expression in label_replace(): {re}"
         ))

@@ -228,12 +228,18 @@ pub(crate) struct QueryBounds {
 }
 
 /// Loads, for every selector of `ast`, the series and samples all steps will read.
+/// Everything loaded is held until the query ends, so more than `max_samples`
+/// loaded samples (all selectors together) is [`Error::TooManySamples`], and a
+/// selector matching more than `max_series` series (`0`: no limit) is
+/// [`Error::TooManySeries`].
 pub(crate) fn prefetch(
     q: &dyn Queryable,
     ast: &Expr,
     bounds: QueryBounds,
     max_series: usize,
+    max_samples: usize,
 ) -> Result<HashMap<usize, Vec<Series>>> {
+    let mut loaded = 0usize;
     let mut ranges: Vec<(&VectorSelector, i64, i64)> = Vec::new();
     walk(ast, bounds.start, bounds.end, bounds, &mut ranges);
     let mut out = HashMap::new();
@@ -244,6 +250,10 @@ pub(crate) fn prefetch(
         crate::SAMPLES_LOADED.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         if max_series > 0 && series.len() > max_series {
             return Err(Error::TooManySeries(max_series));
+        }
+        loaded = loaded.saturating_add(n);
+        if loaded > max_samples {
+            return Err(Error::TooManySamples);
         }
         out.insert(node_key(vs), series);
     }
@@ -316,6 +326,41 @@ mod tests {
             Err(Error::BadData(_))
         ));
         assert!(matches!(parse("sum(x"), Err(Error::BadData(_))));
+    }
+
+    #[test]
+    fn prefetch_bounds_loaded_samples_and_series() {
+        use crate::{Labels, MemQueryable, Sample};
+        let series: Vec<Series> = (0..3)
+            .map(|i| Series {
+                labels: Labels::from_pairs([
+                    ("__name__".to_string(), "x".to_string()),
+                    ("i".to_string(), i.to_string()),
+                ]),
+                samples: (0..100)
+                    .map(|t| Sample {
+                        timestamp_ms: t * 1000,
+                        value: 1.0,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let q = MemQueryable::new(series);
+        let ast = parse("x").unwrap();
+        let b = QueryBounds {
+            start: 0,
+            end: 100_000,
+            lookback_ms: 300_000,
+        };
+        assert_eq!(prefetch(&q, &ast, b, 0, 300).unwrap().len(), 1);
+        assert!(matches!(
+            prefetch(&q, &ast, b, 0, 299),
+            Err(Error::TooManySamples)
+        ));
+        assert!(matches!(
+            prefetch(&q, &ast, b, 2, 1000),
+            Err(Error::TooManySeries(2))
+        ));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(prometheus::label_names).post(prometheus::label_names),
         )
         .route("/api/v1/label/{name}/values", get(prometheus::label_values))
+        .route("/api/v1/metadata", get(prometheus::metadata))
         .route(
             "/api/v1/query",
             get(prometheus::query).post(prometheus::query),
@@ -68,6 +69,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/api/traces/{id}", get(tempo::trace_by_id))
+        .route("/api/v2/traces/{id}", get(tempo::trace_by_id_v2))
+        .route("/api/echo", get(tempo::echo))
+        .route("/api/search", get(tempo::search::search))
+        .route("/api/search/tags", get(tempo::tags::tags_v1))
+        .route("/api/v2/search/tags", get(tempo::tags::tags_v2))
+        .route(
+            "/api/search/tag/{tag}/values",
+            get(tempo::tags::tag_values_v1),
+        )
+        .route(
+            "/api/v2/search/tag/{tag}/values",
+            get(tempo::tags::tag_values_v2),
+        )
         .route("/metrics", get(metrics))
         .route("/-/ready", get(ready))
         .route("/-/healthy", get(healthy))
@@ -110,7 +124,12 @@ fn protocol_of(path: &str) -> &'static str {
         "remote_write"
     } else if path.starts_with("/loki/") {
         "loki_api"
-    } else if path.starts_with("/api/traces") {
+    } else if path.starts_with("/api/traces")
+        || path.starts_with("/api/v2/traces")
+        || path.starts_with("/api/search")
+        || path.starts_with("/api/v2/search")
+        || path == "/api/echo"
+    {
         "tempo_api"
     } else if path.starts_with("/api/") {
         "prometheus_api"

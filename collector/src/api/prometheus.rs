@@ -1,13 +1,18 @@
 //! Prometheus HTTP API subset: `/api/v1/series`, `/api/v1/labels`,
-//! `/api/v1/label/<name>/values`, `/api/v1/query` and `/api/v1/query_range` for
-//! plain vector selectors.
+//! `/api/v1/label/<name>/values`, `/api/v1/metadata`, `/api/v1/query` and
+//! `/api/v1/query_range` (full PromQL through `sightline-promql`).
 //!
 //! Data flow: parameters (GET query or POST form) → tenant → selectors parsed into
-//! store matchers → store selects → JSON in Prometheus' format. An instant query at
-//! `t` returns each series' latest sample in `(t-5m, t]`, skipping stale markers; a
-//! range query evaluates that at `start, start+step, ..., end`.
+//! store matchers → store selects → JSON in Prometheus' format. Queries run off the
+//! async workers, at most `query.max_concurrency` at once (more wait, within
+//! `query.timeout`), with the `query:` limits as [`QueryOptions`]; a selector is
+//! checked against `query.max_series` before its samples are loaded. Series, label
+//! names and values are cut at `limit` and at `query.max_series`, with a warning
+//! (`"warnings":[...]` next to `data`, as Prometheus answers). Every limit hit counts
+//! in `sightline_collector_query_limit_hits_total{limit}`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +32,39 @@ const MAX_POINTS: i64 = 11_000;
 
 fn success(data: Value) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Success with warnings (omitted when there are none).
+fn success_warned(data: Value, warnings: Vec<String>) -> Response {
+    if warnings.is_empty() {
+        return success(data);
+    }
+    Json(json!({"status": "success", "data": data, "warnings": warnings})).into_response()
+}
+
+/// Cuts `out` at the request's `limit` and at `query.max_series`, returning the
+/// warning Prometheus gives for a truncated answer.
+fn truncate<T>(
+    state: &AppState,
+    params: &Params,
+    out: &mut Vec<T>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    if let Some(n) = limit(params)? {
+        if out.len() > n {
+            out.truncate(n);
+            warnings.push("results truncated due to limit".into());
+        }
+    }
+    let max = state.query.max_series;
+    if out.len() > max {
+        out.truncate(max);
+        state.metrics.query_limit_hit("max_series");
+        warnings.push(format!(
+            "results truncated due to the server's query.max_series limit of {max}"
+        ));
+    }
+    Ok(())
 }
 
 fn tenant(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -97,10 +135,12 @@ pub async fn series(
         .map_err(ApiError::store)?;
     out.sort();
     out.dedup();
-    if let Some(n) = limit(&params)? {
-        out.truncate(n);
-    }
-    Ok(success(Value::Array(out.iter().map(labels_json).collect())))
+    let mut warnings = Vec::new();
+    truncate(&state, &params, &mut out, &mut warnings)?;
+    Ok(success_warned(
+        Value::Array(out.iter().map(labels_json).collect()),
+        warnings,
+    ))
 }
 
 /// `GET|POST /api/v1/labels`.
@@ -116,10 +156,9 @@ pub async fn label_names(
         .store
         .label_names(&tenant, &sets, start, end)
         .map_err(ApiError::store)?;
-    if let Some(n) = limit(&params)? {
-        out.truncate(n);
-    }
-    Ok(success(json!(out)))
+    let mut warnings = Vec::new();
+    truncate(&state, &params, &mut out, &mut warnings)?;
+    Ok(success_warned(json!(out), warnings))
 }
 
 /// `GET /api/v1/label/<name>/values`.
@@ -139,10 +178,9 @@ pub async fn label_values(
         .store
         .label_values(&tenant, &name, &sets, start, end)
         .map_err(ApiError::store)?;
-    if let Some(n) = limit(&params)? {
-        out.truncate(n);
-    }
-    Ok(success(json!(out)))
+    let mut warnings = Vec::new();
+    truncate(&state, &params, &mut out, &mut warnings)?;
+    Ok(success_warned(json!(out), warnings))
 }
 
 fn valid_label_name(n: &str) -> bool {
@@ -153,6 +191,8 @@ fn valid_label_name(n: &str) -> bool {
 struct TenantData {
     store: Arc<Store>,
     tenant: String,
+    /// `query.max_series`: checked on the index before any sample is loaded.
+    max_series: usize,
 }
 
 impl Queryable for TenantData {
@@ -162,9 +202,18 @@ impl Queryable for TenantData {
         start_ms: i64,
         end_ms: i64,
     ) -> sightline_promql::Result<Vec<Series>> {
+        let storage = |e: sightline_store::Error| sightline_promql::Error::Storage(e.to_string());
+        let n = self
+            .store
+            .series(&self.tenant, &[matchers.to_vec()], start_ms, end_ms)
+            .map_err(storage)?
+            .len();
+        if n > self.max_series {
+            return Err(sightline_promql::Error::TooManySeries(self.max_series));
+        }
         self.store
             .select_series(&self.tenant, matchers, start_ms, end_ms)
-            .map_err(|e| sightline_promql::Error::Storage(e.to_string()))
+            .map_err(storage)
     }
 }
 
@@ -175,26 +224,84 @@ fn query_expr(params: &Params) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_data("missing parameter \"query\""))
 }
 
-/// Runs a PromQL evaluation off the async workers (the store reads files) and
-/// answers in Prometheus' JSON shape, errors with Prometheus' errorType and status.
+fn timeout_error(state: &AppState, phase: &str) -> ApiError {
+    state.metrics.query_limit_hit("timeout");
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        error_type: "timeout",
+        message: format!("query timed out in {phase}"),
+    }
+}
+
+/// The engine options from the `query:` section.
+fn query_options(state: &AppState, timeout: std::time::Duration) -> QueryOptions {
+    QueryOptions {
+        max_samples: state.query.max_samples,
+        timeout,
+        max_series: state.query.max_series,
+        ..QueryOptions::default()
+    }
+}
+
+/// Runs a PromQL evaluation off the async workers (the store reads files) once a
+/// `query.max_concurrency` slot is free, and answers in Prometheus' JSON shape,
+/// errors with Prometheus' errorType and status. The time spent waiting for the slot
+/// counts against `query.timeout`.
 async fn evaluate<F>(state: &AppState, tenant: String, run: F) -> Result<Response, ApiError>
 where
-    F: FnOnce(&dyn Queryable) -> sightline_promql::Result<QueryResult> + Send + 'static,
+    F: FnOnce(&dyn Queryable, &QueryOptions) -> sightline_promql::Result<QueryResult>
+        + Send
+        + 'static,
 {
+    let started = Instant::now();
+    let limit = state.query.timeout;
+    let permit = match tokio::time::timeout(limit, state.query_slots.clone().acquire_owned()).await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) => {
+            return Err(ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error_type: "unavailable",
+                message: "shutting down".into(),
+            })
+        }
+        Err(_) => return Err(timeout_error(state, "queue")),
+    };
+    let opts = query_options(state, limit.saturating_sub(started.elapsed()));
     let data = TenantData {
         store: state.store.clone(),
         tenant,
+        max_series: state.query.max_series,
     };
-    let result = tokio::task::spawn_blocking(move || run(&data))
-        .await
-        .map_err(|e| ApiError {
+    let task = tokio::task::spawn_blocking(move || {
+        // the slot stays taken until the evaluation really ends
+        let _permit = permit;
+        run(&data, &opts)
+    });
+    // the engine checks the deadline between steps; this answers on time even when
+    // one step (e.g. loading the data) overruns it
+    let remaining = limit.saturating_sub(started.elapsed()) + std::time::Duration::from_millis(100);
+    let result = match tokio::time::timeout(remaining, task).await {
+        Ok(joined) => joined.map_err(|e| ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             error_type: "internal",
             message: format!("query task failed: {e}"),
-        })?;
+        })?,
+        Err(_) => return Err(timeout_error(state, "query execution")),
+    };
     match result {
         Ok(r) => Ok(success(r.to_prometheus_json())),
         Err(e) => {
+            match &e {
+                sightline_promql::Error::TooManySamples => {
+                    state.metrics.query_limit_hit("max_samples")
+                }
+                sightline_promql::Error::TooManySeries(_) => {
+                    state.metrics.query_limit_hit("max_series")
+                }
+                sightline_promql::Error::Timeout(_) => state.metrics.query_limit_hit("timeout"),
+                _ => {}
+            }
             let (error_type, status) = e.prometheus_error();
             Err(ApiError {
                 status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -214,8 +321,8 @@ pub async fn query(
     let tenant = tenant(&state, &headers)?;
     let expr = query_expr(&params)?;
     let t = params.time_ms("time", state.clock.now_ms())?;
-    evaluate(&state, tenant, move |q| {
-        sightline_promql::instant_query(q, &expr, t, &QueryOptions::default())
+    evaluate(&state, tenant, move |q, opts| {
+        sightline_promql::instant_query(q, &expr, t, opts)
     })
     .await
 }
@@ -259,10 +366,38 @@ pub async fn query_range(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    evaluate(&state, tenant, move |q| {
-        sightline_promql::range_query(q, &expr, start, end, step, &QueryOptions::default())
+    evaluate(&state, tenant, move |q, opts| {
+        sightline_promql::range_query(q, &expr, start, end, step, opts)
     })
     .await
+}
+
+/// A Prometheus `limit`-style parameter: absent or negative means no limit.
+fn signed_limit(params: &Params, name: &str) -> Result<Option<usize>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n < 0 => Ok(None),
+            Ok(n) => Ok(Some(n as usize)),
+            Err(_) => Err(ApiError::bad_data(format!("{name} must be a number"))),
+        },
+    }
+}
+
+/// `GET /api/v1/metadata[?metric=&limit=&limit_per_metric=]`: type, help and unit
+/// per metric name, from OTLP descriptions and remote-write metadata.
+pub async fn metadata(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&state, &headers)?;
+    let limit = signed_limit(&params, "limit")?;
+    let per_metric = signed_limit(&params, "limit_per_metric")?;
+    let table = state
+        .metadata
+        .query(&tenant, params.get("metric"), limit, per_metric);
+    Ok(success(json!(table)))
 }
 
 /// `POST /api/v1/admin/flush`: writes every memtable to Parquet parts now (so the

@@ -93,9 +93,14 @@ impl OtlpGrpc {
                 AuthError::BadTenant(_) => Status::invalid_argument(e.to_string()),
             }
         })?;
-        let translated = request.into_inner().translate(&state.translate);
+        let request = request.into_inner();
+        let metadata = request.metadata();
+        let translated = request.translate(&state.translate);
         match ingest(state, &tenant, R::SIGNAL, "grpc", translated).await {
-            Ok(outcome) => Ok(Response::new(R::response(&outcome))),
+            Ok(outcome) => {
+                state.record_metadata(&tenant, metadata);
+                Ok(Response::new(R::response(&outcome)))
+            }
             Err(IngestError::BadRequest(m)) => Err(Status::invalid_argument(m)),
             Err(IngestError::Unavailable(m)) => Err(Status::unavailable(m)),
             Err(IngestError::Internal(m)) => Err(Status::internal(m)),

@@ -73,9 +73,13 @@ async fn export<R: OtlpRequest>(
             return rejection(format, &e).into_response();
         }
     };
+    let metadata = request.metadata();
     let translated = request.translate(&state.translate);
     match ingest(&state, &tenant, R::SIGNAL, "otlp_http", translated).await {
-        Ok(outcome) => ok_response(format, &R::response(&outcome)).into_response(),
+        Ok(outcome) => {
+            state.record_metadata(&tenant, metadata);
+            ok_response(format, &R::response(&outcome)).into_response()
+        }
         Err(IngestError::BadRequest(m)) => error(
             format,
             StatusCode::BAD_REQUEST,

@@ -15,6 +15,7 @@ use sightline_proto::otlp::collector::trace::v1::{
 };
 
 use crate::ingest::{Ingested, Signal};
+use crate::metadata::{self, MetricMeta};
 use crate::translate::{self, TranslateOptions, Translated};
 
 /// An OTLP export request type.
@@ -22,6 +23,10 @@ pub trait OtlpRequest: prost::Message + Default + DeserializeOwned + Send + 'sta
     type Response: prost::Message + Serialize + Default + Send + 'static;
     const SIGNAL: Signal;
     fn translate(self, opts: &TranslateOptions) -> Translated;
+    /// Metric metadata the request carries (metrics only), see [`crate::metadata`].
+    fn metadata(&self) -> Vec<(String, MetricMeta)> {
+        Vec::new()
+    }
     /// The success response; `partial_success` is set when items were not stored.
     fn response(outcome: &Ingested) -> Self::Response;
 }
@@ -40,6 +45,9 @@ impl OtlpRequest for ExportMetricsServiceRequest {
     const SIGNAL: Signal = Signal::Metrics;
     fn translate(self, opts: &TranslateOptions) -> Translated {
         translate::otlp_metrics(self, opts)
+    }
+    fn metadata(&self) -> Vec<(String, MetricMeta)> {
+        metadata::from_otlp(self)
     }
     fn response(outcome: &Ingested) -> Self::Response {
         ExportMetricsServiceResponse {

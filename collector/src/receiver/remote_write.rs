@@ -103,8 +103,13 @@ pub async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
             );
         }
     };
+    let metadata = crate::metadata::from_remote_write(&req);
     let translated = translate::remote_write(req, &state.translate);
-    match ingest(&state, &tenant, Signal::Metrics, "remote_write", translated).await {
+    let result = ingest(&state, &tenant, Signal::Metrics, "remote_write", translated).await;
+    if result.is_ok() {
+        state.record_metadata(&tenant, metadata);
+    }
+    match result {
         Ok(o) if o.rejected == 0 => StatusCode::NO_CONTENT.into_response(),
         Ok(o) => text(
             StatusCode::BAD_REQUEST,

@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     /// Swapped-out generations not yet on disk; the ticker waits for 0 so a failing
     /// flush (disk full) does not pile up generations.
     pub(crate) flush_backlog: AtomicU64,
+    /// Decoded metrics row groups (bounded LRU) for repeated range queries.
+    pub(crate) part_cache: crate::part_cache::PartCache,
 }
 
 pub(crate) enum WalMsg {

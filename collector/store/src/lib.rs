@@ -14,7 +14,8 @@
 //! `codec` (record payloads), `engine` (threads), `memtable` (ingest rules), `index`,
 //! `parts`/`metrics_part`/`records_part` (Parquet), `compaction`, `query`, `layout`.
 //! Reads ([`Store::select_series`], [`Store::series`], [`Store::label_names`],
-//! [`Store::label_values`], [`Store::select_logs`], [`Store::select_spans`]) merge
+//! [`Store::label_values`], [`Store::select_logs`], [`Store::select_spans`],
+//! [`Store::scan_spans`] for trace search) merge
 //! memtables and parts and never see another tenant's data.
 
 pub mod clock;
@@ -28,9 +29,11 @@ pub mod matcher;
 mod memtable;
 mod metrics_part;
 pub mod model;
+mod part_cache;
 mod parts;
 mod query;
 mod records_part;
+mod span_search;
 mod wal;
 
 use engine::{inc, Shared, WalMsg};
@@ -47,6 +50,7 @@ pub use model::{
     AttrValue, Attributes, Label, Labels, LogRecord, Sample, Series, SpanRecord, WriteBatch,
     METRIC_NAME,
 };
+pub use span_search::SpanScan;
 
 /// Errors of the store. [`Error::is_retryable`] tells receivers whether the sender
 /// should retry (unavailable) or not (bad request).
@@ -306,6 +310,7 @@ impl Store {
         let shared = Arc::new(Shared {
             min_free_bytes: std::sync::atomic::AtomicU64::new(config.min_free_bytes),
             flush_backlog: Default::default(),
+            part_cache: part_cache::PartCache::new(part_cache::DEFAULT_BUDGET_BYTES),
             root,
             config,
             clock,

@@ -14,9 +14,27 @@ pub struct Label {
 }
 
 /// A label set, sorted by name, names unique, no empty values (an empty value means
-/// "label absent", as in Prometheus). Includes `__name__` for metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Labels(Vec<Label>);
+/// "label absent", as in Prometheus). Includes `__name__` for metrics. Immutable and
+/// shared: cloning is a reference-count increment (the query engine clones label sets
+/// at every step of a range query).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(std::sync::Arc<Vec<Label>>);
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // the same shape as the derived newtype of a Vec
+        s.serialize_newtype_struct("Labels", self.0.as_slice())
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "Labels")]
+        struct Repr(Vec<Label>);
+        Repr::deserialize(d).map(|r| Labels(std::sync::Arc::new(r.0)))
+    }
+}
 
 impl Labels {
     /// Builds a label set: sorts by name, drops empty values; when a name repeats the
@@ -32,7 +50,7 @@ impl Labels {
                 _ => out.push(l),
             }
         }
-        Labels(out)
+        Labels(std::sync::Arc::new(out))
     }
 
     /// Builds a label set from `(name, value)` pairs.
@@ -183,5 +201,19 @@ mod tests {
         assert_eq!(names, vec![("a", "x"), ("b", "2")]);
         assert_eq!(l.get("b"), Some("2"));
         assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn labels_serialize_as_the_plain_list_and_share_on_clone() {
+        let l = Labels::from_pairs([("job", "a"), ("__name__", "up")]);
+        let text = serde_json::to_string(&l).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"name":"__name__","value":"up"},{"name":"job","value":"a"}]"#
+        );
+        let back: Labels = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, l);
+        let c = l.clone();
+        assert!(std::ptr::eq(c.as_slice(), l.as_slice()));
     }
 }

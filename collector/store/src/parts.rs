@@ -451,6 +451,50 @@ fn rg_range(meta: &ArrowReaderMetadata, rg: usize, col: usize) -> Option<(i64, i
     }
 }
 
+/// The row groups of `part` whose statistics may hold rows with `lo <= col <= hi` for
+/// every `(col, lo, hi)` in `ranges`; counts the part as read and the groups as read or
+/// pruned.
+pub(crate) fn pruned_groups(
+    part: &PartMeta,
+    ranges: &[(usize, i64, i64)],
+    counters: &crate::engine::Counters,
+) -> Vec<usize> {
+    let groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
+        .filter(|&rg| {
+            ranges
+                .iter()
+                .all(|&(col, lo, hi)| match rg_range(&part.meta, rg, col) {
+                    Some((min, max)) => max >= lo && min <= hi,
+                    None => true,
+                })
+        })
+        .collect();
+    let total = part.meta.metadata().num_row_groups();
+    crate::engine::inc(&counters.parts_read, 1);
+    crate::engine::inc(&counters.row_groups_read, groups.len() as u64);
+    crate::engine::inc(&counters.row_groups_pruned, (total - groups.len()) as u64);
+    groups
+}
+
+/// Decodes the row groups `groups` of `part`.
+pub(crate) fn read_groups(part: &PartMeta, groups: Vec<usize>) -> Result<Vec<RecordBatch>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let f = File::open(&part.path).map_err(|e| io_err(&part.path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(f, part.meta.clone())
+        .with_row_groups(groups)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(pq_err)?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Corrupt {
+            path: part.path.clone(),
+            reason: e.to_string(),
+        })
+}
+
 /// Reads the row groups of `part` whose statistics may hold rows with `lo <= col <= hi`
 /// for every `(col, lo, hi)` in `ranges`.
 pub(crate) fn read_pruned(
@@ -459,6 +503,10 @@ pub(crate) fn read_pruned(
     bloom: Option<(usize, &[u8])>,
     counters: &crate::engine::Counters,
 ) -> Result<Vec<RecordBatch>> {
+    let Some((col, key)) = bloom else {
+        let groups = pruned_groups(part, ranges, counters);
+        return read_groups(part, groups);
+    };
     let mut groups: Vec<usize> = (0..part.meta.metadata().num_row_groups())
         .filter(|&rg| {
             ranges
@@ -473,15 +521,13 @@ pub(crate) fn read_pruned(
     crate::engine::inc(&counters.parts_read, 1);
     let f = File::open(&part.path).map_err(|e| io_err(&part.path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, part.meta.clone());
-    if let Some((col, key)) = bloom {
-        // a missing or unreadable filter keeps the row group
-        groups.retain(
-            |&rg| match builder.get_row_group_column_bloom_filter(rg, col) {
-                Ok(Some(sbbf)) => sbbf.check(key),
-                _ => true,
-            },
-        );
-    }
+    // a missing or unreadable filter keeps the row group
+    groups.retain(
+        |&rg| match builder.get_row_group_column_bloom_filter(rg, col) {
+            Ok(Some(sbbf)) => sbbf.check(key),
+            _ => true,
+        },
+    );
     crate::engine::inc(&counters.row_groups_read, groups.len() as u64);
     crate::engine::inc(&counters.row_groups_pruned, (total - groups.len()) as u64);
     if groups.is_empty() {

@@ -1,18 +1,19 @@
 //! Reads. The series index answers label questions alone; samples, logs and spans are
 //! gathered from parts (pruned by hour, time span and row-group statistics), frozen
 //! memtables and the active memtable, taken as one consistent snapshot under the state
-//! lock and decoded after it is released. Everything is scoped to one tenant.
+//! lock and decoded after it is released (metrics row groups through the bounded
+//! decoded-group cache, `part_cache`). Everything is scoped to one tenant.
 
 use crate::engine::Shared;
 use crate::layout::Signal;
 use crate::matcher::Matcher;
 use crate::memtable::MemTables;
 use crate::model::{Labels, LogRecord, Sample, Series, SpanRecord};
-use crate::parts::{read_pruned, PartMeta};
+use crate::parts::{pruned_groups, read_pruned, PartMeta};
 use crate::records_part::{logs_from_batch, spans_from_batch};
-use crate::{metrics_part, Result};
+use crate::Result;
 use arrow::array::RecordBatch;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 fn overlapping(parts: Option<&Vec<Arc<PartMeta>>>, start: i64, end: i64) -> Vec<Arc<PartMeta>> {
@@ -78,32 +79,16 @@ impl Shared {
             (labels, mem, parts, ids)
         };
         if !parts.is_empty() {
-            let slots: HashMap<u32, usize> =
-                ids.iter().enumerate().map(|(s, &id)| (id, s)).collect();
             let (min_id, max_id) = (i64::from(ids[0]), i64::from(ids[ids.len() - 1]));
-            let mut rows = Vec::new();
-            for p in &parts {
-                for b in read_pruned(
-                    p,
-                    &[(0, min_id, max_id), (1, start, end)],
-                    None,
-                    &self.counters,
-                )? {
-                    metrics_part::read_batch(
-                        &b,
-                        |id| slots.get(&id).copied(),
-                        start,
-                        end,
-                        &mut rows,
-                    )?;
-                }
-            }
             let mut from_parts: Vec<Vec<Sample>> = vec![Vec::new(); ids.len()];
-            for (slot, t, v) in rows {
-                from_parts[slot].push(Sample {
-                    timestamp_ms: t,
-                    value: v,
-                });
+            for p in &parts {
+                for rg in pruned_groups(p, &[(0, min_id, max_id), (1, start, end)], &self.counters)
+                {
+                    let group = self.part_cache.get(p, rg)?;
+                    for (slot, &id) in ids.iter().enumerate() {
+                        group.samples(id, start, end, &mut from_parts[slot]);
+                    }
+                }
             }
             for (slot, mut older) in from_parts.into_iter().enumerate() {
                 if !older.is_empty() {

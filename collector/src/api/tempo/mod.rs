@@ -1,9 +1,22 @@
-//! Tempo read API subset: `GET /api/traces/<trace id>`.
+//! Tempo read API subset, what Grafana's stock Tempo datasource calls:
+//! `GET /api/traces/<id>` and `/api/v2/traces/<id>` (trace by id), `/api/search`
+//! ([`search`]), `/api/search/tags`, `/api/v2/search/tags`,
+//! `/api/search/tag/<tag>/values`, `/api/v2/search/tag/<tag>/values` ([`tags`]) and
+//! `/api/echo`.
 //!
-//! Data flow: the hex trace id (up to 32 digits, left-padded) selects the trace's
-//! spans from the store; they are grouped by resource and scope and returned in
-//! Tempo's v1 shape, `{"batches":[{resource, scopeSpans:[{scope, spans}]}]}`, in
-//! OTLP JSON (hex ids, nanosecond timestamps as strings, typed attribute values).
+//! Trace by id: the hex trace id (up to 32 digits, left-padded) selects the trace's
+//! spans from the store (optionally only those starting in `start`..`end`, unix
+//! seconds); they are grouped by resource and scope. With `Accept:
+//! application/protobuf` (what Grafana's backend sends) the answer is protobuf: v1 a
+//! `tempopb.Trace`, v2 a `tempopb.TraceByIDResponse` (`trace` = field 1), both
+//! wire-identical to OTLP `TracesData` inside. Otherwise JSON: v1 Tempo's
+//! `{"batches":[{resource, scopeSpans:[{scope, spans}]}]}`, v2
+//! `{"trace":{"resourceSpans":[...]}}`, in OTLP JSON (hex ids, nanosecond timestamps
+//! as strings, typed attribute values).
+
+pub mod search;
+pub mod tags;
+pub mod traceql;
 
 use std::sync::Arc;
 
@@ -11,14 +24,19 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap, StatusCode};
+use prost::Message;
 use serde_json::{json, Value};
+use sightline_proto::otlp::trace::v1::TracesData;
 use sightline_store::{AttrValue, Attributes, SpanRecord};
 
-use super::params::{MAX_TIME_MS, MIN_TIME_MS};
+use super::params::{Params, MAX_TIME_MS, MIN_TIME_MS};
 use crate::receiver::tenant_from_headers;
 use crate::state::AppState;
 
-fn text(status: StatusCode, msg: String) -> Response {
+/// Content type of protobuf answers (what Grafana asks for in `Accept`).
+const PROTOBUF: &str = "application/protobuf";
+
+pub(crate) fn text(status: StatusCode, msg: String) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -35,11 +53,49 @@ pub fn parse_trace_id(s: &str) -> Option<Vec<u8>> {
     hex::decode(format!("{s:0>32}")).ok()
 }
 
-/// `GET /api/traces/<id>`.
+/// `GET /api/echo`: `echo`, Grafana's Tempo data source health check.
+pub async fn echo() -> Response {
+    text(StatusCode::OK, "echo".into())
+}
+
+/// `GET /api/traces/<id>` (Tempo's v1 shape).
 pub async fn trace_by_id(
+    state: State<Arc<AppState>>,
+    id: Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    trace_response(state, id, headers, params, false).await
+}
+
+/// `GET /api/v2/traces/<id>` (wrapped in `trace`).
+pub async fn trace_by_id_v2(
+    state: State<Arc<AppState>>,
+    id: Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    trace_response(state, id, headers, params, true).await
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            let v = v.split(';').next().unwrap_or("").trim();
+            v == PROTOBUF || v == "application/x-protobuf"
+        })
+}
+
+async fn trace_response(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    params: Params,
+    v2: bool,
 ) -> Response {
     let tenant = match tenant_from_headers(&state, &headers) {
         Ok(t) => t,
@@ -51,20 +107,41 @@ pub async fn trace_by_id(
             format!("invalid trace id {id:?}: expected up to 32 hex digits"),
         );
     };
-    let spans = match state.store.select_spans(
-        &tenant,
-        Some(&trace_id),
-        MIN_TIME_MS.saturating_mul(1_000_000),
-        MAX_TIME_MS.saturating_mul(1_000_000),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
+    let bound = |name: &str, default_ms: i64| -> Result<i64, String> {
+        match params.get(name) {
+            None => Ok(default_ms.saturating_mul(1_000_000)),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() && f.abs() < 9.2e9 => Ok((f * 1e9) as i64),
+                _ => Err(format!("invalid {name} {v:?}: expected unix epoch seconds")),
+            },
+        }
+    };
+    let (start, end) = match (bound("start", MIN_TIME_MS), bound("end", MAX_TIME_MS)) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(m), _) | (_, Err(m)) => return text(StatusCode::BAD_REQUEST, m),
+    };
+    let store = state.store.clone();
+    let tid = trace_id.clone();
+    let spans = tokio::task::spawn_blocking(move || {
+        store.select_spans(&tenant, Some(tid.as_slice()), start, end)
+    })
+    .await
+    .map_err(|e| e.to_string());
+    let spans = match spans {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             let status = if e.is_retryable() {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
             return text(status, e.to_string());
+        }
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("trace task failed: {e}"),
+            )
         }
     };
     if spans.is_empty() {
@@ -73,7 +150,36 @@ pub async fn trace_by_id(
             format!("trace {} not found", hex::encode(&trace_id)),
         );
     }
-    Json(batches(spans)).into_response()
+    let batches = batches(spans);
+    if wants_protobuf(&headers) {
+        return match protobuf(&batches, v2) {
+            Ok(body) => ([(header::CONTENT_TYPE, PROTOBUF)], body).into_response(),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+        };
+    }
+    if v2 {
+        Json(json!({"trace": {"resourceSpans": batches["batches"]}})).into_response()
+    } else {
+        Json(batches).into_response()
+    }
+}
+
+/// The batches as protobuf: OTLP `TracesData` (= `tempopb.Trace`), wrapped as field 1
+/// of a `tempopb.TraceByIDResponse` for v2. The OTLP JSON built by [`batches`] is
+/// read back into the OTLP types, so both encodings carry the same trace.
+fn protobuf(batches: &Value, v2: bool) -> Result<Vec<u8>, String> {
+    let data: TracesData = serde_json::from_value(json!({"resourceSpans": batches["batches"]}))
+        .map_err(|e| format!("cannot encode the trace as protobuf: {e}"))?;
+    let inner = data.encode_to_vec();
+    if !v2 {
+        return Ok(inner);
+    }
+    // field 1, wire type 2 (length-delimited), then the length as a varint
+    let mut out = Vec::with_capacity(inner.len() + 11);
+    out.push(0x0a);
+    prost::encoding::encode_varint(inner.len() as u64, &mut out);
+    out.extend_from_slice(&inner);
+    Ok(out)
 }
 
 /// Spans of one instrumentation scope: `((name, version), spans)`.
