@@ -7,6 +7,7 @@
 //! is sent again after the restart. A permanent refusal drops the frame (counted by the
 //! exporter and as `buffer_records_dropped_total{reason="permanent_error"}`).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -22,27 +23,27 @@ use crate::export::queue::BatchQueue;
 use crate::export::{Accepted, ExportOutcome, Exporter, LogsRpc, MetricsRpc, SignalRpc};
 use crate::telemetry::{reason, Telemetry};
 
-/// `MetricsService/Export` for buffered requests: a give-up after `max_elapsed` is not a
-/// loss (the frame stays in the buffer and is tried again), so it is not counted as
-/// dropped points.
+/// Signal `S`'s RPC for buffered requests: a give-up after `max_elapsed` is not a loss
+/// (the frame stays in the buffer and is tried again), so it is not counted as dropped.
 #[derive(Debug)]
-pub struct BufferedMetricsRpc;
+pub struct Buffered<S>(PhantomData<S>);
 
-impl SignalRpc for BufferedMetricsRpc {
-    type Request = ExportMetricsServiceRequest;
+impl<S: SignalRpc> SignalRpc for Buffered<S> {
+    type Request = S::Request;
+    const GIVE_UP_KEEPS_DATA: bool = true;
     async fn call(
         channel: Channel,
         compression: Option<CompressionEncoding>,
         request: tonic::Request<Self::Request>,
     ) -> Result<Accepted, tonic::Status> {
-        MetricsRpc::call(channel, compression, request).await
+        S::call(channel, compression, request).await
     }
     fn count_exported(telemetry: &Telemetry, n: u64) {
-        MetricsRpc::count_exported(telemetry, n);
+        S::count_exported(telemetry, n);
     }
     fn count_dropped(telemetry: &Telemetry, why: &'static str, n: u64) {
         if why != reason::RETRIES_EXHAUSTED {
-            MetricsRpc::count_dropped(telemetry, why, n);
+            S::count_dropped(telemetry, why, n);
         }
     }
 }
@@ -76,11 +77,11 @@ async fn send(
     let items = usize::try_from(record.items).unwrap_or(usize::MAX);
     match record.signal {
         Signal::Metrics => match ExportMetricsServiceRequest::decode(record.payload.as_slice()) {
-            Ok(req) => deliver::<BufferedMetricsRpc>(exporter, &req, items, deadline).await,
+            Ok(req) => deliver::<Buffered<MetricsRpc>>(exporter, &req, items, deadline).await,
             Err(e) => undecodable(record, &e),
         },
         Signal::Logs => match ExportLogsServiceRequest::decode(record.payload.as_slice()) {
-            Ok(req) => deliver::<LogsRpc>(exporter, &req, items, deadline).await,
+            Ok(req) => deliver::<Buffered<LogsRpc>>(exporter, &req, items, deadline).await,
             Err(e) => undecodable(record, &e),
         },
         Signal::Traces => {

@@ -138,6 +138,9 @@ impl Accepted {
 /// own exported and dropped items.
 pub trait SignalRpc {
     type Request: Clone + Send + Sync + 'static;
+    /// Whether a give-up after `max_elapsed` keeps the data (it stays in the disk buffer
+    /// and is sent again) rather than dropping it; only the log wording depends on it.
+    const GIVE_UP_KEEPS_DATA: bool = false;
     /// Send one request on `channel` with the given request compression.
     fn call(
         channel: Channel,
@@ -558,7 +561,12 @@ impl Exporter {
                 (*self.deadline.borrow_and_update()).is_some_and(|d| now + delay > d);
             if past_budget || past_deadline {
                 S::count_dropped(&self.telemetry, reason::RETRIES_EXHAUSTED, items as u64);
-                if self.outage_logged {
+                if S::GIVE_UP_KEEPS_DATA {
+                    if !self.outage_logged {
+                        self.outage_logged = true;
+                        tracing::warn!(?code, message = status.message(), retries, ?elapsed, points = items, "export still failing; the batch stays in the disk buffer and is retried");
+                    }
+                } else if self.outage_logged {
                     tracing::debug!(
                         ?code,
                         message = status.message(),
